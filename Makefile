@@ -1,0 +1,49 @@
+# chatstore: PostgreSQL extension built with PGXS.
+#
+#   make            build
+#   make install    install into the PostgreSQL found by pg_config (root)
+#   make demo       install what is missing, build, install, run a short chat session on a throwaway server
+#   make test       the same set-up, then every test suite; ends with "N passed, N failed"
+#   make bench      benchmarks (long; never part of make test)
+
+EXTENSION    = chatstore
+EXTVERSION   = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" chatstore.control)
+
+MODULE_big   = chatstore
+OBJS         = src/chatstore.o src/uuidv7.o src/tokens.o src/conversation.o \
+               src/append.o src/history.o src/archive.o src/stats.o
+
+DATA_built   = chatstore--$(EXTVERSION).sql
+DATA         = $(wildcard src/updates/chatstore--*--*.sql)
+
+# pg_regress suites, in sql/ and expected/
+REGRESS      = conversation append history archive stats
+REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
+
+PG_CONFIG   ?= pg_config
+PG_CFLAGS   += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers $(CHATSTORE_CFLAGS)
+
+EXTRA_CLEAN  = results regression.diffs regression.out output_iso .build-flags
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The install script is built from one source, src/chatstore.sql.
+chatstore--$(EXTVERSION).sql: src/chatstore.sql chatstore.control
+	cp $< $@
+
+.PHONY: demo test bench setup
+
+# Install missing system packages (as root, with apt-get), then build and install the extension.
+setup:
+	@test/setup
+
+demo: setup
+	@test/with-server test/demo
+
+test:
+	@CHATSTORE_CFLAGS=-DUSE_ASSERT_CHECKING test/setup
+	@test/with-server test/run-all
+
+bench: setup
+	@test/with-server -o fsync=on test/bench

@@ -1,0 +1,193 @@
+-- Messages: append with validation, limits and their settings, idempotency, counters, append_many.
+\pset null '(null)'
+SELECT chatstore.create_conversation('alice', 'Append tests') AS c \gset
+-- an archived conversation with a known id, for the error text
+INSERT INTO chatstore.conversation (id, user_id, status, created_at, last_activity_at, archived_at)
+VALUES ('00000000-0000-7000-8000-0000000000a1', 'carol', 'archived', now(), now(), now());
+
+-- append returns the stored row: seq counts 1, 2, 3 ... per conversation
+SELECT conversation_id = :'c' AS same_conversation, seq, role, content, metadata, model, tokens,
+       pg_catalog.substr(id::text, 15, 1) AS uuid_version, idempotency_key
+FROM chatstore.append(:'c', 'system', 'You are a concise travel assistant.');
+SELECT seq, role, content, metadata, model, tokens
+FROM chatstore.append(:'c', 'user', 'Plan two days in Lisbon.', '{"client": "ios"}', 7, NULL);
+SELECT seq, role, model, tokens
+FROM chatstore.append(:'c', 'assistant', 'Day 1: Alfama and Belém. Day 2: Sintra.', model => 'gpt-4o');
+SELECT seq, role, content
+FROM chatstore.append(:'c', 'tool', '{"weather": "sunny"}');
+
+-- tokens: estimated when not given (estimate_tokens shows the same figure)
+SELECT tokens = chatstore.estimate_tokens(content) AS estimated, tokens > 0 AS positive
+FROM chatstore.message WHERE conversation_id = :'c' AND seq = 3;
+SELECT chatstore.estimate_tokens('') AS empty, chatstore.estimate_tokens(NULL) AS null_text;
+
+-- the conversation's counters move with every append, in the same transaction
+SELECT message_count, last_seq, token_count = (SELECT sum(tokens) FROM chatstore.message WHERE conversation_id = :'c') AS tokens_match,
+       last_activity_at > created_at AS active_later
+FROM chatstore.get_conversation(:'c');
+BEGIN;
+SELECT (chatstore.append(:'c', 'user', 'This one is rolled back.')).seq;
+ROLLBACK;
+SELECT message_count, last_seq FROM chatstore.get_conversation(:'c');
+
+-- roles
+SELECT chatstore.append(:'c', 'bot', 'hi');
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', 'User', 'hi');
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', '', 'hi');
+\echo :SQLSTATE
+
+-- NULLs in required arguments: 22004, never a NULL result
+SELECT chatstore.append(NULL, 'user', 'hi');
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', NULL, 'hi');
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', 'user', NULL);
+\echo :SQLSTATE
+
+-- missing and archived conversations
+SELECT chatstore.append('00000000-0000-7000-8000-000000000000', 'user', 'hi');
+\echo :SQLSTATE
+SELECT chatstore.append('00000000-0000-7000-8000-0000000000a1', 'user', 'hi');
+\echo :SQLSTATE
+
+-- empty content: refused unless the message carries metadata (an assistant tool call, say)
+SELECT chatstore.append(:'c', 'user', '');
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', 'user', E' \t\n ');
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', 'user', E'\u00a0\u3000\u200b');
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', 'assistant', '', '{}');
+\echo :SQLSTATE
+SELECT seq, role, content, metadata
+FROM chatstore.append(:'c', 'assistant', '', '{"tool_calls": [{"id": "call_1", "type": "function"}]}');
+
+-- metadata: a JSON object within chatstore.max_metadata_bytes
+SELECT chatstore.append(:'c', 'user', 'hi', '[1]');
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', 'user', 'hi', '3');
+\echo :SQLSTATE
+SET chatstore.max_metadata_bytes = 100;
+SELECT chatstore.append(:'c', 'user', 'hi', jsonb_build_object('blob', repeat('x', 200)));
+\echo :SQLSTATE
+RESET chatstore.max_metadata_bytes;
+SHOW chatstore.max_metadata_bytes;
+
+-- tokens
+SELECT chatstore.append(:'c', 'user', 'hi', tokens => -1);
+\echo :SQLSTATE
+SELECT seq, tokens FROM chatstore.append(:'c', 'user', 'hi', tokens => 0);
+
+-- length limits count characters, not bytes
+SHOW chatstore.max_message_chars;
+SHOW chatstore.max_user_message_chars;
+SET chatstore.max_user_message_chars = 1000;
+SELECT seq, length(content) AS chars, octet_length(content) AS bytes
+FROM chatstore.append(:'c', 'user', repeat('é', 1000));
+SELECT chatstore.append(:'c', 'user', repeat('é', 1001));
+\echo :SQLSTATE
+SELECT seq, role, length(content) AS chars FROM chatstore.append(:'c', 'assistant', repeat('ü', 1001));
+SELECT seq, length(content) AS chars FROM chatstore.append(:'c', 'user', repeat('😀', 1000));
+SELECT chatstore.append(:'c', 'user', repeat('😀', 1001));
+\echo :SQLSTATE
+SET chatstore.max_message_chars = 500;
+SELECT chatstore.append(:'c', 'assistant', repeat('a', 501));
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', 'user', repeat('a', 501));
+\echo :SQLSTATE
+RESET chatstore.max_message_chars;
+RESET chatstore.max_user_message_chars;
+SELECT length((chatstore.append(:'c', 'user', repeat('a', 32000))).content) AS user_default_limit;
+SELECT chatstore.append(:'c', 'user', repeat('a', 32001));
+\echo :SQLSTATE
+SELECT length((chatstore.append(:'c', 'assistant', repeat('a', 100000))).content) AS all_roles_default_limit;
+SELECT chatstore.append(:'c', 'assistant', repeat('a', 100001));
+\echo :SQLSTATE
+-- the limits are set by a superuser (postgresql.conf, ALTER DATABASE/ROLE ... SET, or GRANT SET ON PARAMETER)
+CREATE ROLE chatstore_limit_tester;
+SET ROLE chatstore_limit_tester;
+SET chatstore.max_user_message_chars = 1000000;
+\echo :SQLSTATE
+RESET ROLE;
+DROP ROLE chatstore_limit_tester;
+
+-- idempotency: the same key again returns the first message and stores nothing
+SELECT seq, content, idempotency_key FROM chatstore.append(:'c', 'user', 'Book a table', idempotency_key => 'req-42');
+SELECT last_seq AS before_retry FROM chatstore.get_conversation(:'c') \gset
+SELECT seq, content, idempotency_key FROM chatstore.append(:'c', 'user', 'Book a table', idempotency_key => 'req-42');
+SELECT seq, content FROM chatstore.append(:'c', 'user', 'Different text, same key', idempotency_key => 'req-42');
+SELECT last_seq = :before_retry AS nothing_stored FROM chatstore.get_conversation(:'c');
+SELECT count(*) FROM chatstore.message WHERE idempotency_key = 'req-42';
+-- a key is per conversation
+SELECT chatstore.create_conversation('alice') AS c2 \gset
+SELECT seq, content FROM chatstore.append(:'c2', 'user', 'Book a table', idempotency_key => 'req-42');
+SELECT chatstore.append(:'c', 'user', 'x', idempotency_key => '');
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', 'user', 'x', idempotency_key => repeat('k', 256));
+\echo :SQLSTATE
+SELECT chatstore.append('00000000-0000-7000-8000-000000000000', 'user', 'x', idempotency_key => 'k');
+\echo :SQLSTATE
+SELECT chatstore.append('00000000-0000-7000-8000-0000000000a1', 'user', 'x', idempotency_key => 'k');
+\echo :SQLSTATE
+
+-- seq is gapless and the counters equal the real counts
+SELECT count(*) = max(seq) AND min(seq) = 1 AS gapless FROM chatstore.message WHERE conversation_id = :'c';
+SELECT c.message_count = m.n AND c.last_seq = m.n AND c.token_count = m.t AS counters_true
+FROM chatstore.get_conversation(:'c') c,
+     (SELECT count(*) AS n, sum(tokens) AS t FROM chatstore.message WHERE conversation_id = :'c') m;
+
+-- append_many: a chat-format JSON array, all stored or none
+SELECT chatstore.create_conversation('alice', 'Import') AS c3 \gset
+SELECT seq, role, content, metadata, model, tokens
+FROM chatstore.append_many(:'c3', $$[
+  {"role": "system", "content": "You are terse."},
+  {"role": "user", "content": "Weather in Porto?", "tokens": 5},
+  {"role": "assistant", "content": null, "tool_calls": [{"id": "call_9", "type": "function",
+     "function": {"name": "weather", "arguments": "{\"city\": \"Porto\"}"}}]},
+  {"role": "tool", "content": "18°C, cloudy", "tool_call_id": "call_9", "name": "weather"},
+  {"role": "assistant", "content": "18°C and cloudy.", "model": "gpt-4o", "metadata": {"latency_ms": 420}}
+]$$);
+SELECT message_count, last_seq FROM chatstore.get_conversation(:'c3');
+-- one bad element: nothing is stored, and the error names the element
+SELECT chatstore.append_many(:'c3', '[{"role": "user", "content": "ok"}, {"role": "robot", "content": "no"}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '[{"role": "user", "content": "ok"}, {"role": "user", "content": "  "}]');
+\echo :SQLSTATE
+SET chatstore.max_user_message_chars = 10;
+SELECT chatstore.append_many(:'c3', '[{"role": "user", "content": "ok"}, {"role": "user", "content": "far too long for it"}]');
+\echo :SQLSTATE
+RESET chatstore.max_user_message_chars;
+SELECT chatstore.append_many(:'c3', '[{"role": "user"}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '[{"content": "no role"}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '[{"role": "user", "contnet": "typo"}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '[{"role": "user", "content": ["parts"]}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '[{"role": "user", "content": "x", "tokens": 1.5}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '[{"role": "user", "content": "x", "tokens": -2}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '[{"role": "user", "content": "x", "tokens": 99999999999}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '[{"role": "user", "content": "x", "metadata": [1]}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '["just text"]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '{"role": "user", "content": "not in an array"}');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', '[]');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'c3', NULL);
+\echo :SQLSTATE
+SELECT chatstore.append_many(NULL, '[{"role": "user", "content": "x"}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many('00000000-0000-7000-8000-000000000000', '[{"role": "user", "content": "x"}]');
+\echo :SQLSTATE
+SELECT chatstore.append_many('00000000-0000-7000-8000-0000000000a1', '[{"role": "user", "content": "x"}]');
+\echo :SQLSTATE
+SELECT message_count, last_seq FROM chatstore.get_conversation(:'c3');
+SELECT count(*) FROM chatstore.message WHERE conversation_id = :'c3';

@@ -1,0 +1,612 @@
+/*
+ * append.c
+ *	  Validation and append of messages: chatstore.append, append_many.
+ *
+ * Every message is validated before anything is written.  The append locks
+ * the conversation row with one UPDATE that also takes the next seq numbers
+ * and moves the counters, then inserts the messages.  Concurrent appends to
+ * one conversation therefore serialize on that row alone, seq stays gapless,
+ * and the counters change in the same transaction as the messages.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "chatstore.h"
+
+PG_FUNCTION_INFO_V1(chatstore_append);
+PG_FUNCTION_INFO_V1(chatstore_append_many);
+
+/* Longest idempotency key, in bytes. */
+#define MAX_IDEMPOTENCY_KEY_BYTES	255
+
+/* One message to append, as given by the caller. */
+typedef struct MessageInput
+{
+	text	   *role;
+	text	   *content;
+	Jsonb	   *metadata;		/* never NULL after validation */
+	bool		has_metadata;	/* a non-empty object was given */
+	int32		tokens;
+	bool		tokens_given;
+	text	   *model;			/* NULL when not given */
+} MessageInput;
+
+/*
+ * Is the code point one that shows nothing: Unicode White_Space, or the
+ * zero-width space and byte order mark.
+ */
+static bool
+IsBlankCodePoint(pg_wchar c)
+{
+	if (c == ' ' || (c >= 0x09 && c <= 0x0D))
+		return true;
+	return c == 0x85 || c == 0xA0 || c == 0x1680 ||
+		(c >= 0x2000 && c <= 0x200B) || c == 0x2028 || c == 0x2029 ||
+		c == 0x202F || c == 0x205F || c == 0x3000 || c == 0xFEFF;
+}
+
+/*
+ * True when the content is empty or holds only blank characters.  Returns
+ * at the first visible character, which is nearly always the first one.
+ */
+static bool
+IsBlankContent(const char *s, int len)
+{
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	int			i = 0;
+
+	while (i < len)
+	{
+		unsigned char b = (unsigned char) s[i];
+
+		if (b < 0x80 || !utf8)
+		{
+			if (!(b == ' ' || (b >= 0x09 && b <= 0x0D)))
+				return false;
+			i++;
+		}
+		else
+		{
+			int			l = pg_utf_mblen((const unsigned char *) s + i);
+
+			if (i + l > len || !IsBlankCodePoint(utf8_to_unicode((const unsigned char *) s + i)))
+				return false;
+			i += l;
+		}
+	}
+	return true;
+}
+
+/*
+ * Raise 22023 unless the role is one of the four chatstore accepts.
+ */
+static void
+ValidateRole(text *role)
+{
+	const char *r = VARDATA_ANY(role);
+	int			len = VARSIZE_ANY_EXHDR(role);
+
+	if ((len == 6 && memcmp(r, CHATSTORE_ROLE_SYSTEM, 6) == 0) ||
+		(len == 4 && memcmp(r, CHATSTORE_ROLE_USER, 4) == 0) ||
+		(len == 9 && memcmp(r, CHATSTORE_ROLE_ASSISTANT, 9) == 0) ||
+		(len == 4 && memcmp(r, CHATSTORE_ROLE_TOOL, 4) == 0))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid role \"%s\"", text_to_cstring(role)),
+			 errdetail("The role must be one of system, user, assistant, tool.")));
+}
+
+/*
+ * Raise 22001 when the content is longer than the limit for its role, and
+ * 22023 when it is blank without metadata.  Length is counted in
+ * characters; the count is only made when the byte length could exceed the
+ * limit, since a character takes at least one byte.
+ */
+static void
+ValidateContent(MessageInput *m)
+{
+	const char *s = VARDATA_ANY(m->content);
+	int			len = VARSIZE_ANY_EXHDR(m->content);
+	bool		is_user = VARSIZE_ANY_EXHDR(m->role) == 4 &&
+		memcmp(VARDATA_ANY(m->role), CHATSTORE_ROLE_USER, 4) == 0;
+	int			limit = chatstore_max_message_chars;
+	const char *setting = "chatstore.max_message_chars";
+
+	if (is_user && chatstore_max_user_message_chars < limit)
+	{
+		limit = chatstore_max_user_message_chars;
+		setting = "chatstore.max_user_message_chars";
+	}
+	if (len > limit)
+	{
+		int			chars = pg_mbstrlen_with_len(s, len);
+
+		if (chars > limit)
+			ereport(ERROR,
+					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+					 errmsg("message content is too long"),
+					 errdetail("The content has %d characters; the limit for role %s is %d (%s).",
+							   chars, text_to_cstring(m->role), limit, setting),
+					 errhint("Shorten the message, or raise %s.", setting)));
+	}
+	if (!m->has_metadata && IsBlankContent(s, len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("message content is empty"),
+				 errdetail("Content must contain a visible character unless the message carries metadata, such as a tool call.")));
+}
+
+/*
+ * Check one message and fill in what was left out: metadata becomes {} and
+ * a missing token count is estimated from the content.
+ */
+static void
+ValidateMessage(MessageInput *m)
+{
+	ValidateRole(m->role);
+	if (m->metadata != NULL)
+	{
+		ChatstoreCheckMetadata(m->metadata, "metadata");
+		m->has_metadata = JB_ROOT_COUNT(m->metadata) > 0;
+	}
+	else
+	{
+		m->metadata = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+		m->has_metadata = false;
+	}
+	ValidateContent(m);
+	if (m->tokens_given && m->tokens < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tokens must not be negative"),
+				 errdetail("tokens was %d; pass NULL to have chatstore estimate it.", m->tokens)));
+	if (!m->tokens_given)
+	{
+		m->tokens = EstimateTokens(VARDATA_ANY(m->content), VARSIZE_ANY_EXHDR(m->content));
+		m->tokens_given = true;
+	}
+}
+
+/*
+ * Raise 22023/22001 unless an idempotency key is a non-empty string of at
+ * most MAX_IDEMPOTENCY_KEY_BYTES bytes.
+ */
+static void
+ValidateIdempotencyKey(text *key)
+{
+	int			len = VARSIZE_ANY_EXHDR(key);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idempotency_key must not be empty"),
+				 errdetail("Pass NULL for no key, or a string that identifies this message.")));
+	if (len > MAX_IDEMPOTENCY_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("idempotency_key is too long"),
+				 errdetail("The key has %d bytes; the limit is %d.", len, MAX_IDEMPOTENCY_KEY_BYTES)));
+}
+
+/*
+ * With the conversation locked, look for a message stored earlier with the
+ * same idempotency key.  Returns true and fills values/nulls when found.
+ */
+static bool
+FindByIdempotencyKey(pg_uuid_t *conversation_id, text *key,
+					 Datum *values, bool *nulls)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[2] = {UUIDOID, TEXTOID};
+	Datum		args[2] = {UUIDPGetDatum(conversation_id), PointerGetDatum(key)};
+	int			rc;
+
+	rc = SPI_execute_plan(ChatstorePlan(&plan,
+										"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
+										" WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+										"   AND idempotency_key OPERATOR(pg_catalog.=) $2",
+										2, argtypes),
+						  args, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: idempotency lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return false;
+	heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, nulls);
+	return true;
+}
+
+/*
+ * Take n seq numbers of an active conversation and move its counters.
+ * Returns the first seq taken.  The UPDATE locks the conversation row until
+ * the transaction ends.  Raises P0002 or 55000 when the conversation is
+ * missing or archived.
+ */
+static int32
+ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[4] = {UUIDOID, INT4OID, INT8OID, TIMESTAMPTZOID};
+	Datum		args[4] = {UUIDPGetDatum(conversation_id), Int32GetDatum(n),
+	Int64GetDatum(tokens), TimestampTzGetDatum(now)};
+
+	for (;;)
+	{
+		int			rc;
+		bool		isnull;
+
+		rc = SPI_execute_plan(ChatstorePlan(&plan,
+											"UPDATE chatstore.conversation SET"
+											"  last_seq = last_seq OPERATOR(pg_catalog.+) $2,"
+											"  message_count = message_count OPERATOR(pg_catalog.+) $2,"
+											"  token_count = token_count OPERATOR(pg_catalog.+) $3,"
+											"  last_activity_at = GREATEST(last_activity_at, $4)"
+											" WHERE id OPERATOR(pg_catalog.=) $1"
+											"   AND status OPERATOR(pg_catalog.=) 'active'"
+											" RETURNING last_seq",
+											4, argtypes),
+							  args, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "chatstore: conversation update failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+			return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull)) - n + 1;
+
+		switch (ChatstoreConversationStatus(conversation_id, false))
+		{
+			case CONV_MISSING:
+				ChatstoreConversationNotFound(conversation_id);
+				break;
+			case CONV_ARCHIVED:
+				ChatstoreConversationArchived(conversation_id);
+				break;
+			default:
+				/* restored between the two statements: take the seq again */
+				break;
+		}
+	}
+}
+
+/*
+ * Insert one validated message with the given seq and fill values/nulls
+ * with the stored row.
+ */
+static void
+InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
+			  text *idempotency_key, TimestampTz now, Datum *values, bool *nulls)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[MESSAGE_NCOLUMNS] = {
+		UUIDOID, INT4OID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID,
+		TIMESTAMPTZOID, TEXTOID
+	};
+	char		spinulls[MESSAGE_NCOLUMNS];
+	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+	int			rc;
+
+	GenerateUuidV7(id, now);
+	values[MSGCOL_CONVERSATION_ID] = UUIDPGetDatum(conversation_id);
+	values[MSGCOL_SEQ] = Int32GetDatum(seq);
+	values[MSGCOL_ID] = UUIDPGetDatum(id);
+	values[MSGCOL_ROLE] = PointerGetDatum(m->role);
+	values[MSGCOL_CONTENT] = PointerGetDatum(m->content);
+	values[MSGCOL_METADATA] = JsonbPGetDatum(m->metadata);
+	values[MSGCOL_MODEL] = PointerGetDatum(m->model);
+	values[MSGCOL_TOKENS] = Int32GetDatum(m->tokens);
+	values[MSGCOL_CREATED_AT] = TimestampTzGetDatum(now);
+	values[MSGCOL_IDEMPOTENCY_KEY] = PointerGetDatum(idempotency_key);
+	for (int i = 0; i < MESSAGE_NCOLUMNS; i++)
+	{
+		nulls[i] = false;
+		spinulls[i] = ' ';
+	}
+	if (m->model == NULL)
+	{
+		nulls[MSGCOL_MODEL] = true;
+		spinulls[MSGCOL_MODEL] = 'n';
+	}
+	if (idempotency_key == NULL)
+	{
+		nulls[MSGCOL_IDEMPOTENCY_KEY] = true;
+		spinulls[MSGCOL_IDEMPOTENCY_KEY] = 'n';
+	}
+
+	rc = SPI_execute_plan(ChatstorePlan(&plan,
+										"INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
+										" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+										MESSAGE_NCOLUMNS, argtypes),
+						  values, spinulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "chatstore: message insert failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * chatstore.append(conversation_id uuid, role text, content text,
+ *		metadata jsonb, tokens int, model text, idempotency_key text)
+ *		RETURNS chatstore.message
+ *
+ * With an idempotency key, the conversation is locked first so that two
+ * calls with the same key serialize and the second finds the first's
+ * message and returns it, storing nothing.
+ */
+Datum
+chatstore_append(PG_FUNCTION_ARGS)
+{
+	MemoryContext callerctx = CurrentMemoryContext;
+	pg_uuid_t  *conversation_id;
+	MessageInput m;
+	text	   *idempotency_key = NULL;
+	TimestampTz now = GetCurrentTimestamp();
+	Datum		values[MESSAGE_NCOLUMNS];
+	bool		nulls[MESSAGE_NCOLUMNS];
+	bool		found = false;
+	Datum		result;
+
+	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
+	ChatstoreRequireArg(fcinfo, 1, "role");
+	ChatstoreRequireArg(fcinfo, 2, "content");
+	conversation_id = PG_GETARG_UUID_P(0);
+	m.role = PG_GETARG_TEXT_PP(1);
+	m.content = PG_GETARG_TEXT_PP(2);
+	m.metadata = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	m.tokens_given = !PG_ARGISNULL(4);
+	m.tokens = m.tokens_given ? PG_GETARG_INT32(4) : 0;
+	m.model = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
+	if (!PG_ARGISNULL(6))
+	{
+		idempotency_key = PG_GETARG_TEXT_PP(6);
+		ValidateIdempotencyKey(idempotency_key);
+	}
+	ValidateMessage(&m);
+
+	SPI_connect();
+	if (idempotency_key != NULL)
+	{
+		switch (ChatstoreConversationStatus(conversation_id, true))
+		{
+			case CONV_MISSING:
+				ChatstoreConversationNotFound(conversation_id);
+				break;
+			case CONV_ARCHIVED:
+				ChatstoreConversationArchived(conversation_id);
+				break;
+		}
+		found = FindByIdempotencyKey(conversation_id, idempotency_key, values, nulls);
+	}
+	if (!found)
+	{
+		int32		seq = ReserveSeq(conversation_id, 1, m.tokens, now);
+
+		InsertMessage(conversation_id, seq, &m, idempotency_key, now, values, nulls);
+	}
+
+	MemoryContextSwitchTo(callerctx);
+	result = ChatstoreFormRow(fcinfo, values, nulls, MESSAGE_NCOLUMNS);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/* Error context of append_many: which element of the array is at fault. */
+static void
+AppendManyErrorContext(void *arg)
+{
+	errcontext("element %d of messages", *(int *) arg);
+}
+
+/*
+ * Raise 22023 for a malformed element of append_many's array.
+ */
+static void
+BadElement(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid message: %s", what),
+			 errdetail("Each element must be an object {\"role\": ..., \"content\": ...} with optional metadata, tokens, model, name, tool_calls, tool_call_id.")));
+}
+
+/* Look up a key of a JSON object container; NULL when absent. */
+static JsonbValue *
+GetKey(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
+}
+
+/* A JSON string value as text; raises 22023 for any other type. */
+static text *
+StringValue(JsonbValue *v, const char *what)
+{
+	if (v->type != jbvString)
+		BadElement(what);
+	return cstring_to_text_with_len(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * Turn one element of append_many's array into a MessageInput.  The chat
+ * API fields name, tool_calls and tool_call_id are kept in the message's
+ * metadata, from where history_json gives them back.
+ */
+static void
+ParseElement(JsonbValue *elem, MessageInput *m)
+{
+	static const char *const known[] = {
+		"role", "content", "metadata", "tokens", "model", "name", "tool_calls", "tool_call_id"
+	};
+	static const char *const chat_fields[] = {"name", "tool_calls", "tool_call_id"};
+	JsonbContainer *obj;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	JsonbValue *jv;
+	JsonbParseState *state = NULL;
+	bool		any_chat_field = false;
+
+	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
+		BadElement("it is not a JSON object");
+	obj = elem->val.binary.data;
+
+	/* reject keys we do not know: a misspelt "contnet" must not pass */
+	it = JsonbIteratorInit(obj);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		ok = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		for (int i = 0; i < (int) lengthof(known); i++)
+			if (strlen(known[i]) == (size_t) v.val.string.len &&
+				memcmp(known[i], v.val.string.val, v.val.string.len) == 0)
+				ok = true;
+		if (!ok)
+			BadElement(psprintf("unknown key \"%.*s\"", v.val.string.len, v.val.string.val));
+	}
+
+	if ((jv = GetKey(obj, "role")) == NULL)
+		BadElement("it has no role");
+	m->role = StringValue(jv, "role must be a string");
+
+	if ((jv = GetKey(obj, "content")) == NULL)
+		BadElement("it has no content");
+	if (jv->type == jbvNull)
+		m->content = cstring_to_text("");
+	else
+		m->content = StringValue(jv, "content must be a string");
+
+	m->metadata = NULL;
+	if ((jv = GetKey(obj, "metadata")) != NULL && jv->type != jbvNull)
+	{
+		if (jv->type != jbvBinary || !JsonContainerIsObject(jv->val.binary.data))
+			BadElement("metadata must be a JSON object");
+		m->metadata = JsonbValueToJsonb(jv);
+	}
+
+	m->tokens_given = false;
+	m->tokens = 0;
+	if ((jv = GetKey(obj, "tokens")) != NULL && jv->type != jbvNull)
+	{
+		bool		error = false;
+		char	   *digits;
+
+		if (jv->type != jbvNumeric)
+			BadElement("tokens must be a number");
+		digits = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(jv->val.numeric)));
+		if (strspn(digits, "-0123456789") != strlen(digits))
+			BadElement("tokens must be a whole number");
+		m->tokens = numeric_int4_opt_error(jv->val.numeric, &error);
+		if (error)
+			BadElement("tokens is out of range");
+		m->tokens_given = true;
+	}
+
+	m->model = NULL;
+	if ((jv = GetKey(obj, "model")) != NULL && jv->type != jbvNull)
+		m->model = StringValue(jv, "model must be a string");
+
+	/* fold name, tool_calls and tool_call_id into the metadata */
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < (int) lengthof(chat_fields); i++)
+	{
+		JsonbValue	k;
+
+		if ((jv = GetKey(obj, chat_fields[i])) == NULL || jv->type == jbvNull)
+			continue;
+		k.type = jbvString;
+		k.val.string.val = (char *) chat_fields[i];
+		k.val.string.len = strlen(chat_fields[i]);
+		pushJsonbValue(&state, WJB_KEY, &k);
+		pushJsonbValue(&state, WJB_VALUE, jv);
+		any_chat_field = true;
+	}
+	jv = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	if (any_chat_field)
+	{
+		Jsonb	   *fields = JsonbValueToJsonb(jv);
+
+		if (m->metadata == NULL)
+			m->metadata = fields;
+		else
+			m->metadata = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+															 JsonbPGetDatum(m->metadata),
+															 JsonbPGetDatum(fields)));
+	}
+}
+
+/*
+ * chatstore.append_many(conversation_id uuid, messages jsonb)
+ *		RETURNS SETOF chatstore.message
+ *
+ * Every element is parsed and validated before the conversation is locked;
+ * then all are stored with consecutive seq numbers, or, on any error, none.
+ */
+Datum
+chatstore_append_many(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *conversation_id;
+	Jsonb	   *messages;
+	MessageInput *inputs;
+	int			n;
+	int64		tokens = 0;
+	int32		first_seq;
+	int			position = 0;
+	ErrorContextCallback errcallback;
+	TimestampTz now = GetCurrentTimestamp();
+	Datum		values[MESSAGE_NCOLUMNS];
+	bool		nulls[MESSAGE_NCOLUMNS];
+
+	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
+	ChatstoreRequireArg(fcinfo, 1, "messages");
+	conversation_id = PG_GETARG_UUID_P(0);
+	messages = PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_ARRAY(messages) || JB_ROOT_IS_SCALAR(messages))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("messages must be a JSON array"),
+				 errdetail("Pass an array such as '[{\"role\": \"user\", \"content\": \"Hello\"}]'.")));
+	n = JB_ROOT_COUNT(messages);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("messages must not be empty"),
+				 errdetail("Pass at least one message.")));
+
+	/* parse and validate everything first, naming the element at fault */
+	inputs = palloc(sizeof(MessageInput) * n);
+	errcallback.callback = AppendManyErrorContext;
+	errcallback.arg = &position;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	for (int i = 0; i < n; i++)
+	{
+		position = i + 1;
+		ParseElement(getIthJsonbValueFromContainer(&messages->root, i), &inputs[i]);
+		ValidateMessage(&inputs[i]);
+		tokens += inputs[i].tokens;
+	}
+	error_context_stack = errcallback.previous;
+
+	ChatstoreInitSRF(fcinfo);
+	SPI_connect();
+	first_seq = ReserveSeq(conversation_id, n, tokens, now);
+	for (int i = 0; i < n; i++)
+	{
+		InsertMessage(conversation_id, first_seq + i, &inputs[i], NULL, now, values, nulls);
+		ChatstorePutValues(fcinfo, values, nulls, MESSAGE_NCOLUMNS);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

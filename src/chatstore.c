@@ -1,0 +1,409 @@
+/*
+ * chatstore.c
+ *	  Module entry point, settings, and helpers shared by every capability.
+ *
+ * _PG_init defines the chatstore.* settings and reserves the prefix.  The
+ * helpers below keep the other files short: a cache of prepared SPI plans,
+ * argument checks with the documented SQLSTATEs, and the code that turns a
+ * row read through SPI into a row of the function's declared result type.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#if PG_VERSION_NUM >= 160000
+#include "nodes/miscnodes.h"
+#endif
+
+#include "chatstore.h"
+
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+PG_MODULE_MAGIC;
+
+int			chatstore_max_message_chars = 100000;
+int			chatstore_max_user_message_chars = 32000;
+int			chatstore_max_metadata_bytes = 65536;
+char	   *chatstore_archive_after = NULL;
+
+void		_PG_init(void);
+
+/*
+ * Parse an interval setting without throwing: true and *result when the text
+ * is a valid interval.  GUC check hooks must not raise errors.
+ */
+static bool
+ParseIntervalNoError(const char *text, Interval *result)
+{
+#if PG_VERSION_NUM >= 160000
+	ErrorSaveContext escontext = {T_ErrorSaveContext};
+	Datum		d;
+
+	if (!DirectInputFunctionCallSafe(interval_in, (char *) text, InvalidOid, -1,
+									 (Node *) &escontext, &d))
+		return false;
+	*result = *DatumGetIntervalP(d);
+	return true;
+#else
+	MemoryContext oldcontext = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		Datum		d = DirectFunctionCall3(interval_in, CStringGetDatum(text),
+											ObjectIdGetDatum(InvalidOid),
+											Int32GetDatum(-1));
+
+		*result = *DatumGetIntervalP(d);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+#endif
+}
+
+/*
+ * Check hook of chatstore.archive_after: a non-negative interval.
+ */
+static bool
+CheckArchiveAfter(char **newval, void **extra, GucSource source)
+{
+	Interval	iv;
+
+	if (*newval == NULL || !ParseIntervalNoError(*newval, &iv))
+	{
+		GUC_check_errdetail("chatstore.archive_after must be an interval, such as '90 days'.");
+		return false;
+	}
+	if (iv.month < 0 || iv.day < 0 || iv.time < 0)
+	{
+		GUC_check_errdetail("chatstore.archive_after must not be negative.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Module load: define the settings and reserve the "chatstore" prefix, so
+ * that a misspelt chatstore.* setting is reported instead of ignored.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("chatstore.max_message_chars",
+							"Longest message content, in characters, that append accepts for any role.",
+							NULL,
+							&chatstore_max_message_chars,
+							100000, 1, MaxAllocSize / 4,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("chatstore.max_user_message_chars",
+							"Longest content, in characters, that append accepts for a message with role user.",
+							NULL,
+							&chatstore_max_user_message_chars,
+							32000, 1, MaxAllocSize / 4,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("chatstore.max_metadata_bytes",
+							"Largest metadata object, in bytes of its stored jsonb form, that chatstore accepts.",
+							NULL,
+							&chatstore_max_metadata_bytes,
+							65536, 16, MaxAllocSize / 4,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("chatstore.archive_after",
+							   "Idle time after which chatstore.archive() archives a conversation when called without older_than.",
+							   NULL,
+							   &chatstore_archive_after,
+							   "90 days",
+							   PGC_SUSET, 0,
+							   CheckArchiveAfter, NULL, NULL);
+
+	MarkGUCPrefixReserved("chatstore");
+}
+
+/*
+ * Return the cached plan for a query, preparing and keeping it on first use
+ * in this backend.  The caller must be connected to SPI.  Plans survive
+ * DROP/CREATE EXTENSION: the plan cache re-analyzes the query text when the
+ * tables it names change.
+ */
+SPIPlanPtr
+ChatstorePlan(SPIPlanPtr *cache, const char *query, int nargs,
+			  const Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(query, nargs, (Oid *) argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "chatstore: SPI_prepare failed for \"%s\": %s",
+				 query, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "chatstore: SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
+ * Raise 22004 when a required argument is NULL.  Functions that write are
+ * not STRICT, so a NULL never turns into a silent NULL result.
+ */
+void
+ChatstoreRequireArg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname),
+				 errdetail("Pass a value for %s.", argname)));
+}
+
+/*
+ * Raise 22023 when a window size (max_messages, max_results) is outside
+ * 1..CHATSTORE_MAX_WINDOW.
+ */
+void
+ChatstoreCheckWindow(const char *argname, int32 value)
+{
+	if (value < 1 || value > CHATSTORE_MAX_WINDOW)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between 1 and %d", argname, CHATSTORE_MAX_WINDOW),
+				 errdetail("%s was %d.", argname, value)));
+}
+
+/*
+ * Raise 22023 unless a metadata value is a JSON object no larger than
+ * chatstore.max_metadata_bytes.  "what" names the argument in the message.
+ */
+void
+ChatstoreCheckMetadata(Jsonb *metadata, const char *what)
+{
+	Size		size = VARSIZE(metadata);
+
+	if (!JB_ROOT_IS_OBJECT(metadata) || JB_ROOT_IS_SCALAR(metadata))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON object", what),
+				 errdetail("Pass an object such as '{\"source\": \"web\"}', or NULL.")));
+	if (size > (Size) chatstore_max_metadata_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too large", what),
+				 errdetail("It takes %zu bytes; chatstore.max_metadata_bytes is %d.",
+						   size, chatstore_max_metadata_bytes)));
+}
+
+/* Raise P0002: the conversation does not exist. */
+void
+ChatstoreConversationNotFound(pg_uuid_t *id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("conversation %s does not exist", ChatstoreUuidText(id)),
+			 errhint("Create it with chatstore.create_conversation().")));
+}
+
+/* Raise 55000: the conversation is archived and must be restored first. */
+void
+ChatstoreConversationArchived(pg_uuid_t *id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("conversation %s is archived", ChatstoreUuidText(id)),
+			 errdetail("Archived conversations can be read but not appended to."),
+			 errhint("Call chatstore.restore('%s') to make it active again.",
+					 ChatstoreUuidText(id))));
+}
+
+/*
+ * Look up a conversation's status: CONV_MISSING, CONV_ACTIVE or
+ * CONV_ARCHIVED.  With lock, the row is locked FOR UPDATE, so the status
+ * stays true until the transaction ends.  Requires an SPI connection.
+ */
+char
+ChatstoreConversationStatus(pg_uuid_t *id, bool lock)
+{
+	static SPIPlanPtr plain = NULL;
+	static SPIPlanPtr locking = NULL;
+	static const Oid argtypes[1] = {UUIDOID};
+	Datum		args[1] = {UUIDPGetDatum(id)};
+	SPIPlanPtr	plan;
+	char	   *status;
+	int			rc;
+
+	if (lock)
+		plan = ChatstorePlan(&locking,
+							 "SELECT status FROM chatstore.conversation"
+							 " WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+							 1, argtypes);
+	else
+		plan = ChatstorePlan(&plain,
+							 "SELECT status FROM chatstore.conversation"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 1, argtypes);
+
+	rc = SPI_execute_plan(plan, args, NULL, !lock, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: conversation lookup failed: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return CONV_MISSING;
+	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return strcmp(status, "archived") == 0 ? CONV_ARCHIVED : CONV_ACTIVE;
+}
+
+/*
+ * Prepare a set-returning function to return its rows in a tuplestore,
+ * using the function's declared result type.  InitMaterializedSRF exists
+ * from PostgreSQL 15 on (named SetSingleFuncCall in early 15.x releases).
+ */
+void
+ChatstoreInitSRF(FunctionCallInfo fcinfo)
+{
+#if PG_VERSION_NUM >= 160000
+	InitMaterializedSRF(fcinfo, 0);
+#elif PG_VERSION_NUM >= 150000
+	SetSingleFuncCall(fcinfo, 0);
+#else
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext oldcontext;
+	TupleDesc	tupdesc;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	oldcontext = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "chatstore: return type must be a row type");
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
+	MemoryContextSwitchTo(oldcontext);
+#endif
+}
+
+/*
+ * Copy values onto the non-dropped attributes of a result row type, in
+ * order.  The tables' row types may gain dropped columns in later versions;
+ * the values we read never include them.
+ */
+static void
+MapOntoResult(TupleDesc resultdesc, Datum *values, bool *nulls, int nvalues,
+			  Datum *outvalues, bool *outnulls)
+{
+	int			src = 0;
+
+	for (int i = 0; i < resultdesc->natts; i++)
+	{
+		if (TupleDescAttr(resultdesc, i)->attisdropped || src >= nvalues)
+		{
+			outvalues[i] = (Datum) 0;
+			outnulls[i] = true;
+			continue;
+		}
+		outvalues[i] = values[src];
+		outnulls[i] = nulls[src];
+		src++;
+	}
+	if (src != nvalues)
+		elog(ERROR, "chatstore: result row type does not match the values read");
+}
+
+/*
+ * Append one row, given as values in column order, to the set returned by a
+ * function prepared with ChatstoreInitSRF.  The tuplestore copies the row.
+ */
+void
+ChatstorePutValues(FunctionCallInfo fcinfo, Datum *values, bool *nulls, int nvalues)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	resultdesc = rsinfo->setDesc;
+	Datum	   *outvalues = palloc(sizeof(Datum) * resultdesc->natts);
+	bool	   *outnulls = palloc(sizeof(bool) * resultdesc->natts);
+
+	MapOntoResult(resultdesc, values, nulls, nvalues, outvalues, outnulls);
+	tuplestore_putvalues(rsinfo->setResult, resultdesc, outvalues, outnulls);
+	pfree(outvalues);
+	pfree(outnulls);
+}
+
+/*
+ * Append one row read through SPI to the set returned by the function.
+ */
+void
+ChatstorePutRow(FunctionCallInfo fcinfo, HeapTuple spituple, TupleDesc spidesc)
+{
+	Datum		values[MESSAGE_NCOLUMNS + 8];
+	bool		nulls[MESSAGE_NCOLUMNS + 8];
+
+	if (spidesc->natts > (int) lengthof(values))
+		elog(ERROR, "chatstore: too many columns in row");
+	heap_deform_tuple(spituple, spidesc, values, nulls);
+	ChatstorePutValues(fcinfo, values, nulls, spidesc->natts);
+}
+
+/*
+ * Form a composite Datum of the calling function's result type from values
+ * in column order.  Allocates in CurrentMemoryContext, which must be the
+ * caller's context (saved before SPI_connect), not SPI's.
+ */
+Datum
+ChatstoreFormRow(FunctionCallInfo fcinfo, Datum *values, bool *nulls, int nvalues)
+{
+	TupleDesc	resultdesc;
+	Datum	   *outvalues;
+	bool	   *outnulls;
+	HeapTuple	tuple;
+
+	if (get_call_result_type(fcinfo, NULL, &resultdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "chatstore: return type must be a row type");
+	resultdesc = BlessTupleDesc(resultdesc);
+	outvalues = palloc(sizeof(Datum) * resultdesc->natts);
+	outnulls = palloc(sizeof(bool) * resultdesc->natts);
+	MapOntoResult(resultdesc, values, nulls, nvalues, outvalues, outnulls);
+	tuple = heap_form_tuple(resultdesc, outvalues, outnulls);
+	return HeapTupleGetDatum(tuple);
+}
+
+/*
+ * Form the calling function's composite result from a row read through SPI.
+ * Same memory rule as ChatstoreFormRow.
+ */
+Datum
+ChatstoreRowFromSPI(FunctionCallInfo fcinfo, HeapTuple spituple, TupleDesc spidesc)
+{
+	Datum	   *values = palloc(sizeof(Datum) * spidesc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * spidesc->natts);
+
+	heap_deform_tuple(spituple, spidesc, values, nulls);
+	return ChatstoreFormRow(fcinfo, values, nulls, spidesc->natts);
+}
+
+/* Text of a uuid, for messages. */
+char *
+ChatstoreUuidText(pg_uuid_t *id)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id)));
+}

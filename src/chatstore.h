@@ -1,0 +1,94 @@
+/*
+ * chatstore.h
+ *	  Declarations shared by the C files of the chatstore extension.
+ *
+ * Each capability lives in its own file (conversation.c, append.c,
+ * history.c, archive.c, tokens.c, uuidv7.c); what they share -- settings,
+ * error helpers, the prepared-plan cache and result-row helpers -- is
+ * declared here and defined in chatstore.c.
+ */
+#ifndef CHATSTORE_H
+#define CHATSTORE_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+/* Message roles accepted by append. */
+#define CHATSTORE_ROLE_SYSTEM		"system"
+#define CHATSTORE_ROLE_USER			"user"
+#define CHATSTORE_ROLE_ASSISTANT	"assistant"
+#define CHATSTORE_ROLE_TOOL			"tool"
+
+/* Bounds of the max_messages / max_results arguments. */
+#define CHATSTORE_MAX_WINDOW		10000
+
+/*
+ * The column list of chatstore.message and chatstore.archived_message, in
+ * table order.  Every query that reads messages selects exactly these, so
+ * rows from either table fit the chatstore.message result type.
+ */
+#define MESSAGE_COLUMNS \
+	"conversation_id, seq, id, role, content, metadata, model, tokens, created_at, idempotency_key"
+#define MESSAGE_NCOLUMNS			10
+#define CONVERSATION_COLUMNS \
+	"id, user_id, title, model, status, metadata, message_count, token_count," \
+	" last_seq, created_at, last_activity_at, archived_at"
+
+/* 0-based positions in MESSAGE_COLUMNS */
+#define MSGCOL_CONVERSATION_ID		0
+#define MSGCOL_SEQ					1
+#define MSGCOL_ID					2
+#define MSGCOL_ROLE					3
+#define MSGCOL_CONTENT				4
+#define MSGCOL_METADATA				5
+#define MSGCOL_MODEL				6
+#define MSGCOL_TOKENS				7
+#define MSGCOL_CREATED_AT			8
+#define MSGCOL_IDEMPOTENCY_KEY		9
+
+/* Settings (chatstore.c) */
+extern int	chatstore_max_message_chars;
+extern int	chatstore_max_user_message_chars;
+extern int	chatstore_max_metadata_bytes;
+extern char *chatstore_archive_after;
+
+/* chatstore.c: shared helpers */
+extern SPIPlanPtr ChatstorePlan(SPIPlanPtr *cache, const char *query,
+								int nargs, const Oid *argtypes);
+extern void ChatstoreRequireArg(FunctionCallInfo fcinfo, int argno,
+								const char *argname);
+extern void ChatstoreCheckWindow(const char *argname, int32 value);
+extern void ChatstoreCheckMetadata(Jsonb *metadata, const char *what);
+extern void ChatstoreConversationNotFound(pg_uuid_t *id) pg_attribute_noreturn();
+extern void ChatstoreConversationArchived(pg_uuid_t *id) pg_attribute_noreturn();
+extern char ChatstoreConversationStatus(pg_uuid_t *id, bool lock);
+extern void ChatstoreInitSRF(FunctionCallInfo fcinfo);
+extern void ChatstorePutValues(FunctionCallInfo fcinfo, Datum *values,
+							   bool *nulls, int nvalues);
+extern void ChatstorePutRow(FunctionCallInfo fcinfo, HeapTuple spituple,
+							TupleDesc spidesc);
+extern Datum ChatstoreFormRow(FunctionCallInfo fcinfo, Datum *values,
+							  bool *nulls, int nvalues);
+extern Datum ChatstoreRowFromSPI(FunctionCallInfo fcinfo, HeapTuple spituple,
+								 TupleDesc spidesc);
+extern char *ChatstoreUuidText(pg_uuid_t *id);
+
+/* Conversation status as returned by ChatstoreConversationStatus */
+#define CONV_MISSING	'\0'
+#define CONV_ACTIVE		'a'
+#define CONV_ARCHIVED	'r'
+
+/* tokens.c */
+extern int32 EstimateTokens(const char *text, int len);
+
+/* uuidv7.c */
+extern void GenerateUuidV7(pg_uuid_t *uuid, TimestampTz now);
+
+#endif							/* CHATSTORE_H */

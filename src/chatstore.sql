@@ -1,0 +1,276 @@
+-- chatstore: a store for chatbot conversations.
+-- This file is the single source of the install script; the Makefile builds chatstore--VERSION.sql from it.
+-- Every reference is schema-qualified, operators included, so nothing a user creates elsewhere can change it.
+
+\echo Use "CREATE EXTENSION chatstore" to load this file. \quit
+
+--
+-- Tables
+--
+
+CREATE TABLE chatstore.conversation (
+    id               uuid        NOT NULL,
+    user_id          text        NOT NULL,
+    title            text,
+    model            text,
+    status           text        NOT NULL DEFAULT 'active',
+    metadata         jsonb       NOT NULL DEFAULT '{}',
+    message_count    bigint      NOT NULL DEFAULT 0,
+    token_count      bigint      NOT NULL DEFAULT 0,
+    last_seq         integer     NOT NULL DEFAULT 0,
+    created_at       timestamptz NOT NULL,
+    last_activity_at timestamptz NOT NULL,
+    archived_at      timestamptz,
+    CONSTRAINT conversation_pkey PRIMARY KEY (id),
+    CONSTRAINT conversation_status_check
+        CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['active', 'archived']::text[])),
+    CONSTRAINT conversation_archived_at_check
+        CHECK ((status OPERATOR(pg_catalog.=) 'archived') OPERATOR(pg_catalog.=) (archived_at IS NOT NULL)),
+    CONSTRAINT conversation_metadata_check
+        CHECK (pg_catalog.jsonb_typeof(metadata) OPERATOR(pg_catalog.=) 'object'),
+    CONSTRAINT conversation_counters_check
+        CHECK (message_count OPERATOR(pg_catalog.>=) 0 AND token_count OPERATOR(pg_catalog.>=) 0
+               AND last_seq OPERATOR(pg_catalog.>=) 0)
+);
+
+-- list_conversations: one user's conversations of one status, most recent activity first.
+CREATE INDEX conversation_user_activity_idx
+    ON chatstore.conversation (user_id, status, last_activity_at, id);
+
+-- archive(): active conversations idle the longest.
+CREATE INDEX conversation_idle_idx
+    ON chatstore.conversation (last_activity_at)
+    WHERE status OPERATOR(pg_catalog.=) 'active';
+
+COMMENT ON TABLE chatstore.conversation IS
+    'chatstore conversations: one row each, with counters kept by the chatstore functions';
+
+CREATE TABLE chatstore.message (
+    conversation_id  uuid        NOT NULL,
+    seq              integer     NOT NULL,
+    id               uuid        NOT NULL,
+    role             text        NOT NULL,
+    content          text        NOT NULL,
+    metadata         jsonb       NOT NULL DEFAULT '{}',
+    model            text,
+    tokens           integer     NOT NULL,
+    created_at       timestamptz NOT NULL,
+    idempotency_key  text,
+    CONSTRAINT message_pkey PRIMARY KEY (conversation_id, seq),
+    CONSTRAINT message_conversation_fkey FOREIGN KEY (conversation_id)
+        REFERENCES chatstore.conversation (id),
+    CONSTRAINT message_role_check
+        CHECK (role OPERATOR(pg_catalog.=) ANY (ARRAY['system', 'user', 'assistant', 'tool']::text[])),
+    CONSTRAINT message_seq_check CHECK (seq OPERATOR(pg_catalog.>) 0),
+    CONSTRAINT message_tokens_check CHECK (tokens OPERATOR(pg_catalog.>=) 0)
+);
+
+-- append(..., idempotency_key): one message per key and conversation.
+CREATE UNIQUE INDEX message_idempotency_key_idx
+    ON chatstore.message (conversation_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+COMMENT ON TABLE chatstore.message IS
+    'chatstore messages of active conversations, ordered by seq within a conversation';
+
+CREATE TABLE chatstore.archived_message (
+    conversation_id  uuid        NOT NULL,
+    seq              integer     NOT NULL,
+    id               uuid        NOT NULL,
+    role             text        NOT NULL,
+    content          text        NOT NULL,
+    metadata         jsonb       NOT NULL DEFAULT '{}',
+    model            text,
+    tokens           integer     NOT NULL,
+    created_at       timestamptz NOT NULL,
+    idempotency_key  text,
+    CONSTRAINT archived_message_pkey PRIMARY KEY (conversation_id, seq),
+    CONSTRAINT archived_message_conversation_fkey FOREIGN KEY (conversation_id)
+        REFERENCES chatstore.conversation (id)
+);
+
+COMMENT ON TABLE chatstore.archived_message IS
+    'chatstore messages of archived conversations, moved here whole by chatstore.archive()';
+
+-- pg_dump keeps the rows of every table (the extension's own objects are recreated by CREATE EXTENSION).
+SELECT pg_catalog.pg_extension_config_dump('chatstore.conversation', '');
+SELECT pg_catalog.pg_extension_config_dump('chatstore.message', '');
+SELECT pg_catalog.pg_extension_config_dump('chatstore.archived_message', '');
+
+--
+-- Functions
+--
+
+CREATE FUNCTION chatstore.uuidv7()
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'chatstore_uuidv7'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION chatstore.uuidv7() IS
+    'a new time-ordered RFC 9562 version 7 UUID';
+
+CREATE FUNCTION chatstore.estimate_tokens(content text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'chatstore_estimate_tokens'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION chatstore.estimate_tokens(text) IS
+    'the token count that append() stores for a message whose tokens are not given';
+
+-- Conversations
+
+CREATE FUNCTION chatstore.create_conversation(
+    user_id text,
+    title text DEFAULT NULL,
+    metadata jsonb DEFAULT '{}',
+    model text DEFAULT NULL)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'chatstore_create_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.create_conversation(text, text, jsonb, text) IS
+    'creates a conversation owned by user_id and returns its id';
+
+CREATE FUNCTION chatstore.get_conversation(conversation_id uuid)
+RETURNS chatstore.conversation
+AS 'MODULE_PATHNAME', 'chatstore_get_conversation'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.get_conversation(uuid) IS
+    'the conversation, or NULL when it does not exist';
+
+CREATE FUNCTION chatstore.list_conversations(
+    user_id text,
+    status text DEFAULT 'active',
+    max_results integer DEFAULT 50,
+    before uuid DEFAULT NULL)
+RETURNS SETOF chatstore.conversation
+AS 'MODULE_PATHNAME', 'chatstore_list_conversations'
+LANGUAGE C STABLE ROWS 50;
+
+COMMENT ON FUNCTION chatstore.list_conversations(text, text, integer, uuid) IS
+    'one page of a user''s conversations, most recent activity first; pass the last id of a page as before to get the next';
+
+CREATE FUNCTION chatstore.update_conversation(
+    conversation_id uuid,
+    title text DEFAULT NULL,
+    metadata jsonb DEFAULT NULL,
+    model text DEFAULT NULL)
+RETURNS chatstore.conversation
+AS 'MODULE_PATHNAME', 'chatstore_update_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.update_conversation(uuid, text, jsonb, text) IS
+    'changes title, model and metadata (merged key by key; a JSON null removes a key); NULL arguments leave fields as they are';
+
+CREATE FUNCTION chatstore.delete_conversation(conversation_id uuid)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'chatstore_delete_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.delete_conversation(uuid) IS
+    'deletes a conversation with all its messages, live and archived';
+
+-- Messages
+
+CREATE FUNCTION chatstore.append(
+    conversation_id uuid,
+    role text,
+    content text,
+    metadata jsonb DEFAULT NULL,
+    tokens integer DEFAULT NULL,
+    model text DEFAULT NULL,
+    idempotency_key text DEFAULT NULL)
+RETURNS chatstore.message
+AS 'MODULE_PATHNAME', 'chatstore_append'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, text) IS
+    'validates and stores one message at the end of a conversation and returns it';
+
+CREATE FUNCTION chatstore.append_many(conversation_id uuid, messages jsonb)
+RETURNS SETOF chatstore.message
+AS 'MODULE_PATHNAME', 'chatstore_append_many'
+LANGUAGE C VOLATILE ROWS 10;
+
+COMMENT ON FUNCTION chatstore.append_many(uuid, jsonb) IS
+    'validates and stores a JSON array of chat-format messages, all or none, and returns them';
+
+-- History
+
+CREATE FUNCTION chatstore.history(
+    conversation_id uuid,
+    max_messages integer DEFAULT 20,
+    before_seq integer DEFAULT NULL)
+RETURNS SETOF chatstore.message
+AS 'MODULE_PATHNAME', 'chatstore_history'
+LANGUAGE C STABLE ROWS 20;
+
+COMMENT ON FUNCTION chatstore.history(uuid, integer, integer) IS
+    'the newest max_messages messages (before before_seq when given), oldest first';
+
+CREATE FUNCTION chatstore.context(
+    conversation_id uuid,
+    max_tokens integer,
+    max_messages integer DEFAULT NULL)
+RETURNS SETOF chatstore.message
+AS 'MODULE_PATHNAME', 'chatstore_context'
+LANGUAGE C STABLE ROWS 20;
+
+COMMENT ON FUNCTION chatstore.context(uuid, integer, integer) IS
+    'the leading system messages and the longest run of newest messages that fit max_tokens, oldest first';
+
+CREATE FUNCTION chatstore.history_json(
+    conversation_id uuid,
+    max_messages integer DEFAULT 20,
+    max_tokens integer DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'chatstore_history_json'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.history_json(uuid, integer, integer) IS
+    'the history (or, with max_tokens, the context) as a chat-completion messages array';
+
+-- Archive
+
+CREATE FUNCTION chatstore.archive(
+    older_than interval DEFAULT NULL,
+    max_conversations integer DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'chatstore_archive'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.archive(interval, integer) IS
+    'archives active conversations idle longer than older_than (default chatstore.archive_after) and returns how many';
+
+CREATE FUNCTION chatstore.archive_conversation(conversation_id uuid)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'chatstore_archive_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.archive_conversation(uuid) IS
+    'archives one conversation; false when it was archived already';
+
+CREATE FUNCTION chatstore.restore(conversation_id uuid)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'chatstore_restore'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.restore(uuid) IS
+    'makes an archived conversation active again; false when it was active already';
+
+-- Other
+
+CREATE FUNCTION chatstore.stats(
+    OUT conversations bigint,
+    OUT active_conversations bigint,
+    OUT archived_conversations bigint,
+    OUT messages bigint,
+    OUT archived_messages bigint,
+    OUT avg_messages_per_conversation numeric)
+RETURNS record
+AS 'MODULE_PATHNAME', 'chatstore_stats'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.stats() IS
+    'counts of conversations and messages, live and archived';

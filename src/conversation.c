@@ -1,0 +1,341 @@
+/*
+ * conversation.c
+ *	  Conversations: chatstore.create_conversation, get_conversation,
+ *	  list_conversations, update_conversation, delete_conversation.
+ *
+ * A conversation row carries the counters (messages, tokens, last seq) that
+ * append keeps true; these functions never touch the counters.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "chatstore.h"
+
+PG_FUNCTION_INFO_V1(chatstore_create_conversation);
+PG_FUNCTION_INFO_V1(chatstore_get_conversation);
+PG_FUNCTION_INFO_V1(chatstore_list_conversations);
+PG_FUNCTION_INFO_V1(chatstore_update_conversation);
+PG_FUNCTION_INFO_V1(chatstore_delete_conversation);
+
+/*
+ * Raise 22023 when a text argument that names something is empty.
+ */
+static void
+RequireNonEmpty(text *value, const char *argname)
+{
+	if (VARSIZE_ANY_EXHDR(value) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname),
+				 errdetail("Pass the application's identifier for %s.", argname)));
+}
+
+/*
+ * chatstore.create_conversation(user_id text, title text, metadata jsonb,
+ *								 model text) RETURNS uuid
+ *
+ * The id is a UUIDv7 made here, so conversations sort by creation time.
+ */
+Datum
+chatstore_create_conversation(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID};
+	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+	TimestampTz now = GetCurrentTimestamp();
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	int			rc;
+
+	ChatstoreRequireArg(fcinfo, 0, "user_id");
+	RequireNonEmpty(PG_GETARG_TEXT_PP(0), "user_id");
+	if (!PG_ARGISNULL(2))
+		ChatstoreCheckMetadata(PG_GETARG_JSONB_P(2), "metadata");
+
+	GenerateUuidV7(id, now);
+	args[0] = UUIDPGetDatum(id);
+	args[1] = PG_GETARG_DATUM(0);
+	args[2] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[2] = PG_ARGISNULL(1) ? 'n' : ' ';
+	args[3] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[3] = PG_ARGISNULL(2) ? 'n' : ' ';
+	args[4] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[4] = PG_ARGISNULL(3) ? 'n' : ' ';
+	args[5] = TimestampTzGetDatum(now);
+
+	SPI_connect();
+	rc = SPI_execute_plan(ChatstorePlan(&plan,
+										"INSERT INTO chatstore.conversation"
+										" (id, user_id, title, metadata, model, created_at, last_activity_at)"
+										" VALUES ($1, $2, $3, COALESCE($4, '{}'::pg_catalog.jsonb), $5, $6, $6)",
+										6, argtypes),
+						  args, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "chatstore: conversation insert failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+
+	PG_RETURN_UUID_P(id);
+}
+
+/*
+ * chatstore.get_conversation(conversation_id uuid) RETURNS chatstore.conversation
+ *
+ * NULL when the conversation does not exist.
+ */
+Datum
+chatstore_get_conversation(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[1] = {UUIDOID};
+	MemoryContext callerctx = CurrentMemoryContext;
+	Datum		args[1];
+	Datum		result = (Datum) 0;
+	bool		found;
+	int			rc;
+
+	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
+	args[0] = PG_GETARG_DATUM(0);
+
+	SPI_connect();
+	rc = SPI_execute_plan(ChatstorePlan(&plan,
+										"SELECT " CONVERSATION_COLUMNS
+										" FROM chatstore.conversation"
+										" WHERE id OPERATOR(pg_catalog.=) $1",
+										1, argtypes),
+						  args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: conversation lookup failed: %s", SPI_result_code_string(rc));
+	found = SPI_processed > 0;
+	if (found)
+	{
+		MemoryContext spictx = MemoryContextSwitchTo(callerctx);
+
+		result = ChatstoreRowFromSPI(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+		MemoryContextSwitchTo(spictx);
+	}
+	SPI_finish();
+
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * chatstore.list_conversations(user_id text, status text, max_results int,
+ *								before uuid) RETURNS SETOF chatstore.conversation
+ *
+ * Keyset paging: rows come most recent activity first, ordered by
+ * (last_activity_at, id) descending; "before" names the last row of the
+ * previous page and the next page starts below its position.  Status NULL
+ * lists both statuses, merging the two index-ordered runs.
+ */
+Datum
+chatstore_list_conversations(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr one_status = NULL;
+	static SPIPlanPtr all_statuses = NULL;
+	static SPIPlanPtr position = NULL;
+	static const Oid argtypes[5] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, UUIDOID, INT4OID};
+	static const Oid posargtypes[1] = {UUIDOID};
+	static pg_uuid_t max_uuid;
+	Datum		args[5];
+	int32		max_results;
+	SPIPlanPtr	plan;
+	int			rc;
+
+	ChatstoreRequireArg(fcinfo, 0, "user_id");
+	ChatstoreRequireArg(fcinfo, 2, "max_results");
+	max_results = PG_GETARG_INT32(2);
+	ChatstoreCheckWindow("max_results", max_results);
+	if (!PG_ARGISNULL(1))
+	{
+		char	   *status = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+		if (strcmp(status, "active") != 0 && strcmp(status, "archived") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid status \"%s\"", status),
+					 errdetail("status must be 'active', 'archived', or NULL for both.")));
+	}
+
+	ChatstoreInitSRF(fcinfo);
+	SPI_connect();
+
+	/* Where the page starts: above everything, or just below "before". */
+	memset(max_uuid.data, 0xFF, UUID_LEN);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	args[2] = TimestampTzGetDatum(DT_NOEND);
+	args[3] = UUIDPGetDatum(&max_uuid);
+	args[4] = Int32GetDatum(max_results);
+	if (!PG_ARGISNULL(3))
+	{
+		bool		isnull;
+
+		args[3] = PG_GETARG_DATUM(3);
+		rc = SPI_execute_plan(ChatstorePlan(&position,
+											"SELECT last_activity_at FROM chatstore.conversation"
+											" WHERE id OPERATOR(pg_catalog.=) $1",
+											1, posargtypes),
+							  &args[3], NULL, true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "chatstore: conversation lookup failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("conversation %s given as before does not exist",
+							ChatstoreUuidText(PG_GETARG_UUID_P(3))),
+					 errhint("Pass the id of the last conversation of the previous page, or NULL for the first page.")));
+		args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	}
+
+	if (!PG_ARGISNULL(1))
+		plan = ChatstorePlan(&one_status,
+							 "SELECT " CONVERSATION_COLUMNS " FROM chatstore.conversation"
+							 " WHERE user_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) $2"
+							 "   AND (last_activity_at, id) OPERATOR(pg_catalog.<) ($3, $4)"
+							 " ORDER BY last_activity_at DESC, id DESC LIMIT $5",
+							 5, argtypes);
+	else
+		plan = ChatstorePlan(&all_statuses,
+							 "SELECT " CONVERSATION_COLUMNS " FROM ("
+							 " (SELECT " CONVERSATION_COLUMNS " FROM chatstore.conversation"
+							 "   WHERE user_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'active'"
+							 "     AND (last_activity_at, id) OPERATOR(pg_catalog.<) ($3, $4)"
+							 "   ORDER BY last_activity_at DESC, id DESC LIMIT $5)"
+							 " UNION ALL"
+							 " (SELECT " CONVERSATION_COLUMNS " FROM chatstore.conversation"
+							 "   WHERE user_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'archived'"
+							 "     AND (last_activity_at, id) OPERATOR(pg_catalog.<) ($3, $4)"
+							 "   ORDER BY last_activity_at DESC, id DESC LIMIT $5)"
+							 " ) c"
+							 " ORDER BY last_activity_at DESC, id DESC LIMIT $5",
+							 5, argtypes);
+
+	rc = SPI_execute_plan(plan, args, PG_ARGISNULL(1) ? " n   " : NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: conversation list failed: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+		ChatstorePutRow(fcinfo, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * chatstore.update_conversation(conversation_id uuid, title text,
+ *		metadata jsonb, model text) RETURNS chatstore.conversation
+ *
+ * NULL arguments leave their field alone.  Metadata is merged key by key
+ * into the stored object; a key whose new value is JSON null is removed.
+ * The merge happens inside the UPDATE, so concurrent updates of different
+ * keys do not lose each other's changes.
+ */
+Datum
+chatstore_update_conversation(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[4] = {UUIDOID, TEXTOID, JSONBOID, TEXTOID};
+	MemoryContext callerctx = CurrentMemoryContext;
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		result;
+	Jsonb	   *merged;
+	bool		isnull;
+	int			rc;
+
+	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
+	if (!PG_ARGISNULL(2))
+	{
+		Jsonb	   *metadata = PG_GETARG_JSONB_P(2);
+
+		if (!JB_ROOT_IS_OBJECT(metadata) || JB_ROOT_IS_SCALAR(metadata))
+			ChatstoreCheckMetadata(metadata, "metadata");	/* raises 22023 */
+	}
+	for (int i = 0; i < 4; i++)
+	{
+		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+
+	SPI_connect();
+	rc = SPI_execute_plan(ChatstorePlan(&plan,
+										"UPDATE chatstore.conversation SET"
+										"  title = COALESCE($2, title),"
+										"  model = COALESCE($4, model),"
+										"  metadata = CASE WHEN $3 IS NULL THEN metadata ELSE"
+										"    (metadata OPERATOR(pg_catalog.||) $3) OPERATOR(pg_catalog.-)"
+										"    ARRAY(SELECT e.key FROM pg_catalog.jsonb_each($3) e"
+										"          WHERE e.value OPERATOR(pg_catalog.=) 'null'::pg_catalog.jsonb)"
+										"  END"
+										" WHERE id OPERATOR(pg_catalog.=) $1"
+										" RETURNING " CONVERSATION_COLUMNS,
+										4, argtypes),
+						  args, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "chatstore: conversation update failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		ChatstoreConversationNotFound(PG_GETARG_UUID_P(0));
+
+	/* The merged object must still respect the size limit. */
+	merged = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										  6, &isnull));
+	ChatstoreCheckMetadata(merged, "metadata");
+
+	MemoryContextSwitchTo(callerctx);
+	result = ChatstoreRowFromSPI(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * chatstore.delete_conversation(conversation_id uuid) RETURNS boolean
+ *
+ * Locks the conversation (so a concurrent append waits and then finds it
+ * gone), deletes its live and archived messages, then the conversation.
+ * Raises P0002 when it does not exist, like every function.
+ */
+Datum
+chatstore_delete_conversation(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr del_messages = NULL;
+	static SPIPlanPtr del_archived = NULL;
+	static SPIPlanPtr del_conversation = NULL;
+	static const Oid argtypes[1] = {UUIDOID};
+	pg_uuid_t  *id;
+	Datum		args[1];
+
+	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
+	id = PG_GETARG_UUID_P(0);
+	args[0] = UUIDPGetDatum(id);
+
+	SPI_connect();
+	if (ChatstoreConversationStatus(id, true) == CONV_MISSING)
+		ChatstoreConversationNotFound(id);
+
+	if (SPI_execute_plan(ChatstorePlan(&del_messages,
+									   "DELETE FROM chatstore.message"
+									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1",
+									   1, argtypes),
+						 args, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_plan(ChatstorePlan(&del_archived,
+									   "DELETE FROM chatstore.archived_message"
+									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1",
+									   1, argtypes),
+						 args, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_plan(ChatstorePlan(&del_conversation,
+									   "DELETE FROM chatstore.conversation"
+									   " WHERE id OPERATOR(pg_catalog.=) $1",
+									   1, argtypes),
+						 args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "chatstore: conversation delete failed");
+
+	SPI_finish();
+	PG_RETURN_BOOL(true);
+}

@@ -1,0 +1,449 @@
+/*
+ * history.c
+ *	  History windows: chatstore.history (by count and cursor),
+ *	  chatstore.context (by token budget) and chatstore.history_json.
+ *
+ * Windows are read newest first along the (conversation_id, seq) primary
+ * key and stop as soon as they are full, so their cost follows the window,
+ * not the conversation's length.  They are returned oldest first.  An
+ * archived conversation is read the same way from the archive table.
+ *
+ * The functions are STABLE: every query they run sees the snapshot of the
+ * calling statement, so a conversation archived or restored concurrently is
+ * seen whole on one side of the move.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+#include "chatstore.h"
+
+PG_FUNCTION_INFO_V1(chatstore_history);
+PG_FUNCTION_INFO_V1(chatstore_context);
+PG_FUNCTION_INFO_V1(chatstore_history_json);
+
+/* Rows of a window, in output order, as read through SPI. */
+typedef struct Window
+{
+	HeapTuple  *rows;
+	int			nrows;
+	int			capacity;
+	TupleDesc	desc;
+} Window;
+
+/* Which table holds a conversation's messages. */
+typedef enum MessageTable
+{
+	LIVE_TABLE = 0,
+	ARCHIVE_TABLE = 1
+} MessageTable;
+
+/* First and later cursor fetch sizes of context(): small, then growing. */
+#define CONTEXT_FIRST_FETCH		8
+#define CONTEXT_MAX_FETCH		256
+
+/* Add a row to a window. */
+static void
+WindowAdd(Window *w, HeapTuple row, TupleDesc desc)
+{
+	if (w->nrows == w->capacity)
+	{
+		w->capacity = w->capacity == 0 ? 32 : w->capacity * 2;
+		w->rows = w->rows == NULL ? palloc(sizeof(HeapTuple) * w->capacity)
+			: repalloc(w->rows, sizeof(HeapTuple) * w->capacity);
+	}
+	w->rows[w->nrows++] = row;
+	w->desc = desc;
+}
+
+/*
+ * Which table to read for a conversation that is known to exist, raising
+ * P0002 when it does not.
+ */
+static MessageTable
+TableOf(pg_uuid_t *conversation_id)
+{
+	switch (ChatstoreConversationStatus(conversation_id, false))
+	{
+		case CONV_MISSING:
+			ChatstoreConversationNotFound(conversation_id);
+			break;
+		case CONV_ARCHIVED:
+			return ARCHIVE_TABLE;
+	}
+	return LIVE_TABLE;
+}
+
+/*
+ * Run the newest-first query of a table: at most max_messages rows with
+ * seq < before_seq.
+ */
+static void
+ReadNewest(MessageTable table, pg_uuid_t *conversation_id, int32 max_messages,
+		   int64 before_seq)
+{
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	static const char *const queries[2] = {
+		"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
+		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.<) $2"
+		" ORDER BY seq DESC LIMIT $3",
+		"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
+		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.<) $2"
+		" ORDER BY seq DESC LIMIT $3"
+	};
+	static const Oid argtypes[3] = {UUIDOID, INT8OID, INT4OID};
+	Datum		args[3] = {UUIDPGetDatum(conversation_id), Int64GetDatum(before_seq),
+	Int32GetDatum(max_messages)};
+	int			rc;
+
+	rc = SPI_execute_plan(ChatstorePlan(&plans[table], queries[table], 3, argtypes),
+						  args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: history read failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * The newest max_messages messages with seq < before_seq, oldest first.
+ * The live table is read first without looking at the conversation: the
+ * common case costs one index scan.  Only an empty result needs the
+ * conversation, to tell missing (P0002), archived and empty apart.
+ */
+static void
+HistoryWindow(pg_uuid_t *conversation_id, int32 max_messages, int64 before_seq,
+			  Window *w)
+{
+	ReadNewest(LIVE_TABLE, conversation_id, max_messages, before_seq);
+	if (SPI_processed == 0)
+	{
+		if (TableOf(conversation_id) == LIVE_TABLE)
+			return;				/* an active conversation with no such messages */
+		ReadNewest(ARCHIVE_TABLE, conversation_id, max_messages, before_seq);
+	}
+
+	for (int64 i = (int64) SPI_processed - 1; i >= 0; i--)
+		WindowAdd(w, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+}
+
+/* The role of a message row is "system". */
+static bool
+IsSystemRow(HeapTuple row, TupleDesc desc)
+{
+	bool		isnull;
+	text	   *role = DatumGetTextPP(SPI_getbinval(row, desc, MSGCOL_ROLE + 1, &isnull));
+
+	return VARSIZE_ANY_EXHDR(role) == 6 &&
+		memcmp(VARDATA_ANY(role), CHATSTORE_ROLE_SYSTEM, 6) == 0;
+}
+
+/* The token count of a message row. */
+static int64
+RowTokens(HeapTuple row, TupleDesc desc)
+{
+	bool		isnull;
+
+	return DatumGetInt32(SPI_getbinval(row, desc, MSGCOL_TOKENS + 1, &isnull));
+}
+
+/*
+ * The leading system messages, then the longest run of newest messages
+ * whose tokens, added to the system messages', fit max_tokens (and, when
+ * max_messages > 0, at most max_messages of them), oldest first.
+ *
+ * Both parts are read through cursors in small batches, so reading stops
+ * soon after the budget is spent however long the conversation is.
+ */
+static void
+ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
+			  Window *w)
+{
+	static SPIPlanPtr oldest_plans[2] = {NULL, NULL};
+	static SPIPlanPtr newest_plans[2] = {NULL, NULL};
+	static const char *const oldest_queries[2] = {
+		"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
+		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 ORDER BY seq",
+		"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
+		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 ORDER BY seq"
+	};
+	static const char *const newest_queries[2] = {
+		"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
+		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.>) $2"
+		" ORDER BY seq DESC",
+		"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
+		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.>) $2"
+		" ORDER BY seq DESC"
+	};
+	static const Oid argtypes[2] = {UUIDOID, INT4OID};
+	MessageTable table = TableOf(conversation_id);
+	Datum		args[2] = {UUIDPGetDatum(conversation_id), Int32GetDatum(0)};
+	Portal		portal;
+	int64		used = 0;
+	int32		last_system_seq = 0;
+	int			fetch = CONTEXT_FIRST_FETCH;
+	bool		done = false;
+	Window		run = {0};
+
+	/* leading system messages */
+	portal = SPI_cursor_open(NULL,
+							 ChatstorePlan(&oldest_plans[table], oldest_queries[table], 1, argtypes),
+							 args, NULL, true);
+	while (!done)
+	{
+		SPI_cursor_fetch(portal, true, 4);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed && !done; i++)
+		{
+			HeapTuple	row = SPI_tuptable->vals[i];
+			bool		isnull;
+
+			if (!IsSystemRow(row, SPI_tuptable->tupdesc))
+			{
+				done = true;
+				break;
+			}
+			WindowAdd(w, row, SPI_tuptable->tupdesc);
+			used += RowTokens(row, SPI_tuptable->tupdesc);
+			last_system_seq = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc,
+														  MSGCOL_SEQ + 1, &isnull));
+		}
+	}
+	SPI_cursor_close(portal);
+
+	if (used > max_tokens)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_tokens is smaller than the conversation's system messages"),
+				 errdetail("The leading system messages take %lld tokens; max_tokens is %d.",
+						   (long long) used, max_tokens),
+				 errhint("Raise max_tokens, or use chatstore.history() for a window by count.")));
+
+	/* the newest run that fits what is left */
+	args[1] = Int32GetDatum(last_system_seq);
+	portal = SPI_cursor_open(NULL,
+							 ChatstorePlan(&newest_plans[table], newest_queries[table], 2, argtypes),
+							 args, NULL, true);
+	done = false;
+	while (!done)
+	{
+		SPI_cursor_fetch(portal, true, fetch);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	row = SPI_tuptable->vals[i];
+			int64		tokens = RowTokens(row, SPI_tuptable->tupdesc);
+
+			if (used + tokens > max_tokens ||
+				(max_messages > 0 && run.nrows >= max_messages))
+			{
+				done = true;
+				break;
+			}
+			used += tokens;
+			WindowAdd(&run, row, SPI_tuptable->tupdesc);
+		}
+		fetch = Min(fetch * 2, CONTEXT_MAX_FETCH);
+	}
+	SPI_cursor_close(portal);
+
+	for (int i = run.nrows - 1; i >= 0; i--)
+		WindowAdd(w, run.rows[i], run.desc);
+}
+
+/*
+ * Read the arguments shared by the three functions and check them:
+ * conversation_id (required), a window size and a token budget.
+ */
+static pg_uuid_t *
+WindowArgs(FunctionCallInfo fcinfo)
+{
+	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
+	return PG_GETARG_UUID_P(0);
+}
+
+/* Raise 22023 when a token budget is below 1. */
+static void
+CheckMaxTokens(int32 max_tokens)
+{
+	if (max_tokens < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_tokens must be at least 1"),
+				 errdetail("max_tokens was %d.", max_tokens)));
+}
+
+/* Return a window's rows as the function's result set. */
+static void
+ReturnWindow(FunctionCallInfo fcinfo, Window *w)
+{
+	for (int i = 0; i < w->nrows; i++)
+		ChatstorePutRow(fcinfo, w->rows[i], w->desc);
+}
+
+/*
+ * chatstore.history(conversation_id uuid, max_messages int, before_seq int)
+ *		RETURNS SETOF chatstore.message
+ */
+Datum
+chatstore_history(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *conversation_id = WindowArgs(fcinfo);
+	int32		max_messages;
+	int64		before_seq = (int64) PG_INT32_MAX + 1;
+	Window		w = {0};
+
+	ChatstoreRequireArg(fcinfo, 1, "max_messages");
+	max_messages = PG_GETARG_INT32(1);
+	ChatstoreCheckWindow("max_messages", max_messages);
+	if (!PG_ARGISNULL(2))
+		before_seq = PG_GETARG_INT32(2);
+
+	ChatstoreInitSRF(fcinfo);
+	SPI_connect();
+	HistoryWindow(conversation_id, max_messages, before_seq, &w);
+	ReturnWindow(fcinfo, &w);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * chatstore.context(conversation_id uuid, max_tokens int, max_messages int)
+ *		RETURNS SETOF chatstore.message
+ */
+Datum
+chatstore_context(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *conversation_id = WindowArgs(fcinfo);
+	int32		max_tokens;
+	int32		max_messages = 0;
+	Window		w = {0};
+
+	ChatstoreRequireArg(fcinfo, 1, "max_tokens");
+	max_tokens = PG_GETARG_INT32(1);
+	CheckMaxTokens(max_tokens);
+	if (!PG_ARGISNULL(2))
+	{
+		max_messages = PG_GETARG_INT32(2);
+		ChatstoreCheckWindow("max_messages", max_messages);
+	}
+
+	ChatstoreInitSRF(fcinfo);
+	SPI_connect();
+	ContextWindow(conversation_id, max_tokens, max_messages, &w);
+	ReturnWindow(fcinfo, &w);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* Push a string key into a JSON object being built. */
+static void
+PushKey(JsonbParseState **state, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &k);
+}
+
+/* Push a text value into a JSON object being built. */
+static void
+PushText(JsonbParseState **state, text *t)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = VARDATA_ANY(t);
+	v.val.string.len = VARSIZE_ANY_EXHDR(t);
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/*
+ * Build the chat-completion messages array of a window:
+ * [{"role": ..., "content": ...}, ...], with the chat API fields name,
+ * tool_calls and tool_call_id copied from a message's metadata when there.
+ */
+static Jsonb *
+WindowToJson(Window *w)
+{
+	static const char *const chat_fields[] = {"name", "tool_calls", "tool_call_id"};
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+
+	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < w->nrows; i++)
+	{
+		bool		isnull;
+		Jsonb	   *metadata;
+
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		PushKey(&state, "role");
+		PushText(&state, DatumGetTextPP(SPI_getbinval(w->rows[i], w->desc,
+													  MSGCOL_ROLE + 1, &isnull)));
+		PushKey(&state, "content");
+		PushText(&state, DatumGetTextPP(SPI_getbinval(w->rows[i], w->desc,
+													  MSGCOL_CONTENT + 1, &isnull)));
+		metadata = DatumGetJsonbP(SPI_getbinval(w->rows[i], w->desc,
+												MSGCOL_METADATA + 1, &isnull));
+		if (JB_ROOT_COUNT(metadata) > 0)
+		{
+			for (int f = 0; f < (int) lengthof(chat_fields); f++)
+			{
+				JsonbValue	k;
+				JsonbValue *v;
+
+				k.type = jbvString;
+				k.val.string.val = (char *) chat_fields[f];
+				k.val.string.len = strlen(chat_fields[f]);
+				v = findJsonbValueFromContainer(&metadata->root, JB_FOBJECT, &k);
+				if (v == NULL)
+					continue;
+				pushJsonbValue(&state, WJB_KEY, &k);
+				pushJsonbValue(&state, WJB_VALUE, v);
+			}
+		}
+		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	}
+	result = pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	return JsonbValueToJsonb(result);
+}
+
+/*
+ * chatstore.history_json(conversation_id uuid, max_messages int,
+ *		max_tokens int) RETURNS jsonb
+ *
+ * Without max_tokens, the history window of max_messages; with it, the
+ * context window (max_messages then caps the newest run).
+ */
+Datum
+chatstore_history_json(PG_FUNCTION_ARGS)
+{
+	MemoryContext callerctx = CurrentMemoryContext;
+	pg_uuid_t  *conversation_id = WindowArgs(fcinfo);
+	int32		max_messages;
+	Window		w = {0};
+	Jsonb	   *result;
+
+	ChatstoreRequireArg(fcinfo, 1, "max_messages");
+	max_messages = PG_GETARG_INT32(1);
+	ChatstoreCheckWindow("max_messages", max_messages);
+	if (!PG_ARGISNULL(2))
+		CheckMaxTokens(PG_GETARG_INT32(2));
+
+	SPI_connect();
+	if (PG_ARGISNULL(2))
+		HistoryWindow(conversation_id, max_messages, (int64) PG_INT32_MAX + 1, &w);
+	else
+		ContextWindow(conversation_id, PG_GETARG_INT32(2), max_messages, &w);
+	MemoryContextSwitchTo(callerctx);
+	result = WindowToJson(&w);
+	SPI_finish();
+	PG_RETURN_JSONB_P(result);
+}

@@ -1,0 +1,50 @@
+/*
+ * stats.c
+ *	  chatstore.stats(): counts of conversations and messages.
+ *
+ * Message counts come from the conversations' counters, which append,
+ * archive and restore keep true, so the answer costs one pass over the
+ * conversations instead of a count of every message.
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+
+#include "chatstore.h"
+
+PG_FUNCTION_INFO_V1(chatstore_stats);
+
+/*
+ * chatstore.stats() RETURNS record (conversations, active_conversations,
+ *		archived_conversations, messages, archived_messages,
+ *		avg_messages_per_conversation)
+ *
+ * messages counts the live messages, archived_messages those in the
+ * archive; the average is over all conversations and both kinds, 0 when
+ * there are no conversations.
+ */
+Datum
+chatstore_stats(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext callerctx = CurrentMemoryContext;
+	Datum		result;
+
+	SPI_connect();
+	if (SPI_execute_plan(ChatstorePlan(&plan,
+									   "SELECT pg_catalog.count(*),"
+									   "  pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) 'active'),"
+									   "  pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) 'archived'),"
+									   "  COALESCE(pg_catalog.sum(message_count) FILTER (WHERE status OPERATOR(pg_catalog.=) 'active'), 0)::pg_catalog.int8,"
+									   "  COALESCE(pg_catalog.sum(message_count) FILTER (WHERE status OPERATOR(pg_catalog.=) 'archived'), 0)::pg_catalog.int8,"
+									   "  COALESCE(pg_catalog.round(pg_catalog.sum(message_count)::pg_catalog.numeric"
+									   "    OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(*), 0), 2), 0.00)"
+									   " FROM chatstore.conversation",
+									   0, NULL),
+						 NULL, NULL, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "chatstore: stats query failed");
+	MemoryContextSwitchTo(callerctx);
+	result = ChatstoreRowFromSPI(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}

@@ -1,0 +1,67 @@
+-- pgTAP: the schema keeps the promises of DESIGN.md: keys start with the conversation id, every user-data
+-- table is dumped by pg_dump, no triggers, every object documented, write functions are not STRICT.
+BEGIN;
+SELECT plan(22);
+
+SELECT has_schema('chatstore');
+SELECT tables_are('chatstore', ARRAY['conversation', 'message', 'archived_message']);
+SELECT col_is_pk('chatstore', 'conversation', 'id', 'conversation key is its id');
+SELECT col_is_pk('chatstore', 'message', ARRAY['conversation_id', 'seq'], 'message key is (conversation_id, seq)');
+SELECT col_is_pk('chatstore', 'archived_message', ARRAY['conversation_id', 'seq'], 'archived message key is (conversation_id, seq)');
+
+-- Citus-ready: every unique index of a message table starts with conversation_id
+SELECT is((SELECT count(*) FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+           JOIN pg_namespace n ON n.oid = t.relnamespace
+           WHERE n.nspname = 'chatstore' AND t.relname IN ('message', 'archived_message') AND i.indisunique
+             AND (SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = i.indkey[0]) <> 'conversation_id'),
+          0::bigint, 'every unique index of a message table starts with conversation_id');
+SELECT is((SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+           WHERE n.nspname = 'chatstore' AND c.contype = 'f'
+             AND (c.conkey <> ARRAY[1]::int2[] OR (SELECT attname FROM pg_attribute WHERE attrelid = c.conrelid AND attnum = c.conkey[1]) <> 'conversation_id')),
+          0::bigint, 'foreign keys only on conversation_id');
+SELECT fk_ok('chatstore', 'message', 'conversation_id', 'chatstore', 'conversation', 'id');
+SELECT fk_ok('chatstore', 'archived_message', 'conversation_id', 'chatstore', 'conversation', 'id');
+SELECT is((SELECT count(*) FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgrelid
+           JOIN pg_namespace n ON n.oid = t.relnamespace
+           WHERE n.nspname = 'chatstore' AND NOT g.tgisinternal),
+          0::bigint, 'no triggers on chat tables');
+
+-- pg_dump keeps every user-data table
+SELECT set_eq($$SELECT c.relname::text FROM pg_extension e, unnest(e.extconfig) AS x(oid) JOIN pg_class c ON c.oid = x.oid
+              WHERE e.extname = 'chatstore'$$,
+              ARRAY['conversation', 'message', 'archived_message'],
+              'every table is registered with pg_extension_config_dump');
+
+-- the extension's shape
+SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'chatstore'), false, 'not relocatable');
+SELECT is((SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+           WHERE e.extname = 'chatstore'), 'chatstore', 'installed in schema chatstore');
+SELECT functions_are('chatstore', ARRAY[
+  'uuidv7', 'estimate_tokens', 'create_conversation', 'get_conversation', 'list_conversations',
+  'update_conversation', 'delete_conversation', 'append', 'append_many', 'history', 'context',
+  'history_json', 'archive', 'archive_conversation', 'restore', 'stats']);
+SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'chatstore' AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')),
+          NULL, 'every API function is written in C');
+SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'chatstore' AND p.proisstrict),
+          ARRAY['estimate_tokens'], 'only estimate_tokens is STRICT: a NULL never silently skips a write');
+SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'chatstore' AND obj_description(p.oid, 'pg_proc') IS NULL),
+          NULL, 'every function has a comment');
+SELECT is((SELECT array_agg(c.relname::text) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'chatstore' AND c.relkind = 'r' AND obj_description(c.oid, 'pg_class') IS NULL),
+          NULL, 'every table has a comment');
+
+-- signatures and defaults of the API
+SELECT function_returns('chatstore', 'append', ARRAY['uuid', 'text', 'text', 'jsonb', 'integer', 'text', 'text'], 'chatstore.message');
+SELECT function_returns('chatstore', 'history', ARRAY['uuid', 'integer', 'integer'], 'setof chatstore.message');
+SELECT is(pg_get_function_arguments('chatstore.list_conversations(text, text, integer, uuid)'::regprocedure),
+          'user_id text, status text DEFAULT ''active''::text, max_results integer DEFAULT 50, before uuid DEFAULT NULL::uuid',
+          'list_conversations defaults');
+SELECT is(pg_get_function_arguments('chatstore.context(uuid, integer, integer)'::regprocedure),
+          'conversation_id uuid, max_tokens integer, max_messages integer DEFAULT NULL::integer',
+          'context defaults');
+
+SELECT * FROM finish();
+ROLLBACK;
