@@ -20,13 +20,19 @@ DATA         = $(wildcard src/updates/chatstore--*--*.sql)
 REGRESS      = conversation append history archive stats
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 
-PG_CONFIG   ?= pg_config
+# PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.
+PG_CONFIG   ?= $(shell command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)
 PG_CFLAGS   += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers $(CHATSTORE_CFLAGS)
 
 EXTRA_CLEAN  = results regression.diffs regression.out output_iso .build-flags
 
-PGXS := $(shell $(PG_CONFIG) --pgxs)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
 include $(PGXS)
+else
+all install installcheck:
+	@echo "$(PG_CONFIG) not found: run 'make demo' or 'make test' (they install PostgreSQL), or set PG_CONFIG"; exit 1
+endif
 
 # The install script is built from one source, src/chatstore.sql.
 chatstore--$(EXTVERSION).sql: src/chatstore.sql chatstore.control
