@@ -11,13 +11,14 @@ EXTVERSION   = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" chatstore.con
 
 MODULE_big   = chatstore
 OBJS         = src/chatstore.o src/uuidv7.o src/tokens.o src/conversation.o \
-               src/append.o src/history.o src/archive.o src/stats.o
+               src/append.o src/history.o src/archive.o src/stats.o \
+               src/privileges.o
 
 DATA_built   = chatstore--$(EXTVERSION).sql
 DATA         = $(wildcard src/updates/chatstore--*--*.sql)
 
 # pg_regress suites, in sql/ and expected/
-REGRESS      = conversation append history archive stats
+REGRESS      = conversation append history archive privileges search_path stats
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 
 # PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.

@@ -230,16 +230,21 @@ FindByIdempotencyKey(pg_uuid_t *conversation_id, text *key,
  * Take n seq numbers of an active conversation and move its counters.
  * Returns the first seq taken.  The UPDATE locks the conversation row until
  * the transaction ends.  Raises P0002 or 55000 when the conversation is
- * missing or archived.
+ * missing (or not the actor's) or archived.
  */
 static int32
-ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now)
+ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now,
+		   Actor *actor)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[4] = {UUIDOID, INT4OID, INT8OID, TIMESTAMPTZOID};
-	Datum		args[4] = {UUIDPGetDatum(conversation_id), Int32GetDatum(n),
-	Int64GetDatum(tokens), TimestampTzGetDatum(now)};
+	static const Oid argtypes[5] = {UUIDOID, INT4OID, INT8OID, TIMESTAMPTZOID, TEXTOID};
+	Datum		args[5] = {UUIDPGetDatum(conversation_id), Int32GetDatum(n),
+	Int64GetDatum(tokens), TimestampTzGetDatum(now), (Datum) 0};
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
+	if (actor->kind == ACTOR_NOBODY)
+		ChatstoreConversationNotFound(conversation_id);
+	ChatstoreActorArg(actor, &args[4], &nulls[4]);
 	for (;;)
 	{
 		int			rc;
@@ -253,16 +258,17 @@ ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now)
 											"  last_activity_at = GREATEST(last_activity_at, $4)"
 											" WHERE id OPERATOR(pg_catalog.=) $1"
 											"   AND status OPERATOR(pg_catalog.=) 'active'"
+											"   AND ($5 IS NULL OR user_id OPERATOR(pg_catalog.=) $5)"
 											" RETURNING last_seq",
-											4, argtypes),
-							  args, NULL, false, 0);
+											5, argtypes),
+							  args, nulls, false, 0);
 		if (rc != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "chatstore: conversation update failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed == 1)
 			return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull)) - n + 1;
 
-		switch (ChatstoreConversationStatus(conversation_id, false))
+		switch (ChatstoreConversationStatus(conversation_id, false, actor))
 		{
 			case CONV_MISSING:
 				ChatstoreConversationNotFound(conversation_id);
@@ -351,6 +357,7 @@ chatstore_append(PG_FUNCTION_ARGS)
 	bool		nulls[MESSAGE_NCOLUMNS];
 	bool		found = false;
 	Datum		result;
+	Actor		actor;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	ChatstoreRequireArg(fcinfo, 1, "role");
@@ -368,11 +375,12 @@ chatstore_append(PG_FUNCTION_ARGS)
 		ValidateIdempotencyKey(idempotency_key);
 	}
 	ValidateMessage(&m);
+	ChatstoreGetActor(&actor);
 
 	SPI_connect();
 	if (idempotency_key != NULL)
 	{
-		switch (ChatstoreConversationStatus(conversation_id, true))
+		switch (ChatstoreConversationStatus(conversation_id, true, &actor))
 		{
 			case CONV_MISSING:
 				ChatstoreConversationNotFound(conversation_id);
@@ -385,7 +393,7 @@ chatstore_append(PG_FUNCTION_ARGS)
 	}
 	if (!found)
 	{
-		int32		seq = ReserveSeq(conversation_id, 1, m.tokens, now);
+		int32		seq = ReserveSeq(conversation_id, 1, m.tokens, now, &actor);
 
 		InsertMessage(conversation_id, seq, &m, idempotency_key, now, values, nulls);
 	}
@@ -567,6 +575,7 @@ chatstore_append_many(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 	Datum		values[MESSAGE_NCOLUMNS];
 	bool		nulls[MESSAGE_NCOLUMNS];
+	Actor		actor;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	ChatstoreRequireArg(fcinfo, 1, "messages");
@@ -600,8 +609,9 @@ chatstore_append_many(PG_FUNCTION_ARGS)
 	error_context_stack = errcallback.previous;
 
 	ChatstoreInitSRF(fcinfo);
+	ChatstoreGetActor(&actor);
 	SPI_connect();
-	first_seq = ReserveSeq(conversation_id, n, tokens, now);
+	first_seq = ReserveSeq(conversation_id, n, tokens, now, &actor);
 	for (int i = 0; i < n; i++)
 	{
 		InsertMessage(conversation_id, first_seq + i, &inputs[i], NULL, now, values, nulls);

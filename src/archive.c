@@ -106,12 +106,15 @@ Datum
 chatstore_archive(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr choose = NULL;
-	static const Oid argtypes[2] = {TIMESTAMPTZOID, INT4OID};
+	static const Oid argtypes[3] = {TIMESTAMPTZOID, INT4OID, TEXTOID};
 	Interval   *age = ArchiveAge(fcinfo);
 	int64		limit = PG_INT64_MAX;
 	int64		archived = 0;
 	TimestampTz now = GetCurrentTimestamp();
 	Datum		cutoff;
+	Actor		actor;
+	Datum		user_arg;
+	char		user_null;
 
 	if (!PG_ARGISNULL(1))
 	{
@@ -126,11 +129,17 @@ chatstore_archive(PG_FUNCTION_ARGS)
 								 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
 								 IntervalPGetDatum(age));
 
+	ChatstoreGetActor(&actor);
+	if (actor.kind == ACTOR_NOBODY)
+		PG_RETURN_INT64(0);
+	ChatstoreActorArg(&actor, &user_arg, &user_null);
+
 	SPI_connect();
 	while (archived < limit)
 	{
 		int32		batch = (int32) Min(limit - archived, ARCHIVE_BATCH);
-		Datum		args[2] = {cutoff, Int32GetDatum(batch)};
+		Datum		args[3] = {cutoff, Int32GetDatum(batch), user_arg};
+		char		nulls[3] = {' ', ' ', user_null};
 		Datum	   *ids;
 		int			n;
 
@@ -138,10 +147,11 @@ chatstore_archive(PG_FUNCTION_ARGS)
 										   "SELECT id FROM chatstore.conversation"
 										   " WHERE status OPERATOR(pg_catalog.=) 'active'"
 										   "   AND last_activity_at OPERATOR(pg_catalog.<) $1"
+										   "   AND ($3 IS NULL OR user_id OPERATOR(pg_catalog.=) $3)"
 										   " ORDER BY last_activity_at LIMIT $2"
 										   " FOR UPDATE SKIP LOCKED",
-										   2, argtypes),
-							 args, NULL, false, 0) != SPI_OK_SELECT)
+										   3, argtypes),
+							 args, nulls, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "chatstore: archive selection failed");
 		n = (int) SPI_processed;
 		if (n == 0)
@@ -175,12 +185,14 @@ chatstore_archive_conversation(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t  *id;
 	bool		moved = false;
+	Actor		actor;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	id = PG_GETARG_UUID_P(0);
 
+	ChatstoreGetActor(&actor);
 	SPI_connect();
-	switch (ChatstoreConversationStatus(id, true))
+	switch (ChatstoreConversationStatus(id, true, &actor))
 	{
 		case CONV_MISSING:
 			ChatstoreConversationNotFound(id);
@@ -209,12 +221,14 @@ chatstore_restore(PG_FUNCTION_ARGS)
 	static const Oid argtypes[2] = {UUIDOID, TIMESTAMPTZOID};
 	pg_uuid_t  *id;
 	bool		moved = false;
+	Actor		actor;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	id = PG_GETARG_UUID_P(0);
 
+	ChatstoreGetActor(&actor);
 	SPI_connect();
-	switch (ChatstoreConversationStatus(id, true))
+	switch (ChatstoreConversationStatus(id, true, &actor))
 	{
 		case CONV_MISSING:
 			ChatstoreConversationNotFound(id);

@@ -12,9 +12,13 @@
 #include <limits.h>
 
 #include "access/htup_details.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -34,6 +38,7 @@ int			chatstore_max_message_chars = 100000;
 int			chatstore_max_user_message_chars = 32000;
 int			chatstore_max_metadata_bytes = 65536;
 char	   *chatstore_archive_after = NULL;
+char	   *chatstore_user_id = NULL;
 
 void		_PG_init(void);
 
@@ -136,7 +141,86 @@ _PG_init(void)
 							   PGC_SUSET, 0,
 							   CheckArchiveAfter, NULL, NULL);
 
+	DefineCustomStringVariable("chatstore.user_id",
+							   "The application user this transaction acts for: chatstore functions then see only that user's conversations.",
+							   "Set it per transaction with SET LOCAL; empty means not set.",
+							   &chatstore_user_id,
+							   "",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("chatstore");
+}
+
+/*
+ * Is the calling role an admin: a superuser, or a role that may execute
+ * chatstore.archive() (what chatstore.grant_admin() grants)?  The calling
+ * role is the outer one, not the owner a SECURITY DEFINER function runs as.
+ */
+bool
+ChatstoreCallerIsAdmin(void)
+{
+	Oid			role = GetOuterUserId();
+	Oid			argtypes[2] = {INTERVALOID, INT4OID};
+	Oid			archive;
+
+	if (superuser_arg(role))
+		return true;
+	archive = LookupFuncName(list_make2(makeString("chatstore"), makeString("archive")),
+							 2, argtypes, true);
+	if (!OidIsValid(archive))
+		return false;
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(ProcedureRelationId, archive, role, ACL_EXECUTE) == ACLCHECK_OK;
+#else
+	return pg_proc_aclcheck(archive, role, ACL_EXECUTE) == ACLCHECK_OK;
+#endif
+}
+
+/*
+ * Work out whom this call acts for (see Actor in chatstore.h).
+ */
+void
+ChatstoreGetActor(Actor *actor)
+{
+	if (chatstore_user_id != NULL && chatstore_user_id[0] != '\0')
+	{
+		actor->kind = ACTOR_USER;
+		actor->user_id = cstring_to_text(chatstore_user_id);
+	}
+	else
+	{
+		actor->kind = ChatstoreCallerIsAdmin() ? ACTOR_ADMIN : ACTOR_NOBODY;
+		actor->user_id = NULL;
+	}
+}
+
+/*
+ * May the actor act on user_id's conversations: an admin on anyone's, a
+ * user on its own (compared byte for byte, as the queries' "=" on text does
+ * under a deterministic collation), nobody on none.
+ */
+bool
+ChatstoreActorIs(Actor *actor, text *user_id)
+{
+	if (actor->kind == ACTOR_ADMIN)
+		return true;
+	if (actor->kind == ACTOR_NOBODY)
+		return false;
+	return VARSIZE_ANY_EXHDR(actor->user_id) == VARSIZE_ANY_EXHDR(user_id) &&
+		memcmp(VARDATA_ANY(actor->user_id), VARDATA_ANY(user_id),
+			   VARSIZE_ANY_EXHDR(user_id)) == 0;
+}
+
+/*
+ * The SPI parameter that filters rows by owner: the user id, or NULL for an
+ * admin acting for everyone.  Queries test "$n IS NULL OR user_id = $n".
+ */
+void
+ChatstoreActorArg(Actor *actor, Datum *value, char *isnull)
+{
+	*value = actor->kind == ACTOR_USER ? PointerGetDatum(actor->user_id) : (Datum) 0;
+	*isnull = actor->kind == ACTOR_USER ? ' ' : 'n';
 }
 
 /*
@@ -236,33 +320,42 @@ ChatstoreConversationArchived(pg_uuid_t *id)
 }
 
 /*
- * Look up a conversation's status: CONV_MISSING, CONV_ACTIVE or
- * CONV_ARCHIVED.  With lock, the row is locked FOR UPDATE, so the status
- * stays true until the transaction ends.  Requires an SPI connection.
+ * Look up a conversation's status as the actor sees it: CONV_MISSING (also
+ * when it belongs to another user, or the actor sees nobody's),
+ * CONV_ACTIVE or CONV_ARCHIVED.  With lock, the row is locked FOR UPDATE, so
+ * the status stays true until the transaction ends.  Requires SPI.
  */
 char
-ChatstoreConversationStatus(pg_uuid_t *id, bool lock)
+ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor)
 {
 	static SPIPlanPtr plain = NULL;
 	static SPIPlanPtr locking = NULL;
-	static const Oid argtypes[1] = {UUIDOID};
-	Datum		args[1] = {UUIDPGetDatum(id)};
+	static const Oid argtypes[2] = {UUIDOID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
 	SPIPlanPtr	plan;
 	char	   *status;
 	int			rc;
 
+	if (actor->kind == ACTOR_NOBODY)
+		return CONV_MISSING;
+	args[0] = UUIDPGetDatum(id);
+	ChatstoreActorArg(actor, &args[1], &nulls[1]);
 	if (lock)
 		plan = ChatstorePlan(&locking,
 							 "SELECT status FROM chatstore.conversation"
-							 " WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-							 1, argtypes);
+							 " WHERE id OPERATOR(pg_catalog.=) $1"
+							 "   AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.=) $2)"
+							 " FOR UPDATE",
+							 2, argtypes);
 	else
 		plan = ChatstorePlan(&plain,
 							 "SELECT status FROM chatstore.conversation"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 1, argtypes);
+							 " WHERE id OPERATOR(pg_catalog.=) $1"
+							 "   AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.=) $2)",
+							 2, argtypes);
 
-	rc = SPI_execute_plan(plan, args, NULL, !lock, 1);
+	rc = SPI_execute_plan(plan, args, nulls, !lock, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: conversation lookup failed: %s",
 			 SPI_result_code_string(rc));

@@ -58,6 +58,25 @@ extern int	chatstore_max_message_chars;
 extern int	chatstore_max_user_message_chars;
 extern int	chatstore_max_metadata_bytes;
 extern char *chatstore_archive_after;
+extern char *chatstore_user_id;
+
+/*
+ * Whom a call acts for.  With chatstore.user_id set, every function acts only
+ * on that user's conversations; without it, admin roles act for every user
+ * and other roles for nobody (they see nothing).
+ */
+typedef enum ActorKind
+{
+	ACTOR_ADMIN,				/* every user's conversations */
+	ACTOR_USER,					/* only user_id's conversations */
+	ACTOR_NOBODY				/* no conversation at all */
+} ActorKind;
+
+typedef struct Actor
+{
+	ActorKind	kind;
+	text	   *user_id;		/* ACTOR_USER only */
+} Actor;
 
 /* chatstore.c: shared helpers */
 extern SPIPlanPtr ChatstorePlan(SPIPlanPtr *cache, const char *query,
@@ -68,7 +87,11 @@ extern void ChatstoreCheckWindow(const char *argname, int32 value);
 extern void ChatstoreCheckMetadata(Jsonb *metadata, const char *what);
 extern void ChatstoreConversationNotFound(pg_uuid_t *id) pg_attribute_noreturn();
 extern void ChatstoreConversationArchived(pg_uuid_t *id) pg_attribute_noreturn();
-extern char ChatstoreConversationStatus(pg_uuid_t *id, bool lock);
+extern void ChatstoreGetActor(Actor *actor);
+extern bool ChatstoreCallerIsAdmin(void);
+extern bool ChatstoreActorIs(Actor *actor, text *user_id);
+extern void ChatstoreActorArg(Actor *actor, Datum *value, char *isnull);
+extern char ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor);
 extern void ChatstoreInitSRF(FunctionCallInfo fcinfo);
 extern void ChatstorePutValues(FunctionCallInfo fcinfo, Datum *values,
 							   bool *nulls, int nvalues);

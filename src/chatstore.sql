@@ -126,7 +126,8 @@ CREATE FUNCTION chatstore.create_conversation(
     model text DEFAULT NULL)
 RETURNS uuid
 AS 'MODULE_PATHNAME', 'chatstore_create_conversation'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.create_conversation(text, text, jsonb, text) IS
     'creates a conversation owned by user_id and returns its id';
@@ -134,7 +135,8 @@ COMMENT ON FUNCTION chatstore.create_conversation(text, text, jsonb, text) IS
 CREATE FUNCTION chatstore.get_conversation(conversation_id uuid)
 RETURNS chatstore.conversation
 AS 'MODULE_PATHNAME', 'chatstore_get_conversation'
-LANGUAGE C STABLE;
+LANGUAGE C STABLE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.get_conversation(uuid) IS
     'the conversation, or NULL when it does not exist';
@@ -146,7 +148,8 @@ CREATE FUNCTION chatstore.list_conversations(
     before uuid DEFAULT NULL)
 RETURNS SETOF chatstore.conversation
 AS 'MODULE_PATHNAME', 'chatstore_list_conversations'
-LANGUAGE C STABLE ROWS 50;
+LANGUAGE C STABLE ROWS 50
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.list_conversations(text, text, integer, uuid) IS
     'one page of a user''s conversations, most recent activity first; pass the last id of a page as before to get the next';
@@ -158,7 +161,8 @@ CREATE FUNCTION chatstore.update_conversation(
     model text DEFAULT NULL)
 RETURNS chatstore.conversation
 AS 'MODULE_PATHNAME', 'chatstore_update_conversation'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.update_conversation(uuid, text, jsonb, text) IS
     'changes title, model and metadata (merged key by key; a JSON null removes a key); NULL arguments leave fields as they are';
@@ -166,7 +170,8 @@ COMMENT ON FUNCTION chatstore.update_conversation(uuid, text, jsonb, text) IS
 CREATE FUNCTION chatstore.delete_conversation(conversation_id uuid)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'chatstore_delete_conversation'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.delete_conversation(uuid) IS
     'deletes a conversation with all its messages, live and archived';
@@ -183,7 +188,8 @@ CREATE FUNCTION chatstore.append(
     idempotency_key text DEFAULT NULL)
 RETURNS chatstore.message
 AS 'MODULE_PATHNAME', 'chatstore_append'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, text) IS
     'validates and stores one message at the end of a conversation and returns it';
@@ -191,7 +197,8 @@ COMMENT ON FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, tex
 CREATE FUNCTION chatstore.append_many(conversation_id uuid, messages jsonb)
 RETURNS SETOF chatstore.message
 AS 'MODULE_PATHNAME', 'chatstore_append_many'
-LANGUAGE C VOLATILE ROWS 10;
+LANGUAGE C VOLATILE ROWS 10
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.append_many(uuid, jsonb) IS
     'validates and stores a JSON array of chat-format messages, all or none, and returns them';
@@ -204,7 +211,8 @@ CREATE FUNCTION chatstore.history(
     before_seq integer DEFAULT NULL)
 RETURNS SETOF chatstore.message
 AS 'MODULE_PATHNAME', 'chatstore_history'
-LANGUAGE C STABLE ROWS 20;
+LANGUAGE C STABLE ROWS 20
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.history(uuid, integer, integer) IS
     'the newest max_messages messages (before before_seq when given), oldest first';
@@ -215,7 +223,8 @@ CREATE FUNCTION chatstore.context(
     max_messages integer DEFAULT NULL)
 RETURNS SETOF chatstore.message
 AS 'MODULE_PATHNAME', 'chatstore_context'
-LANGUAGE C STABLE ROWS 20;
+LANGUAGE C STABLE ROWS 20
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.context(uuid, integer, integer) IS
     'the leading system messages and the longest run of newest messages that fit max_tokens, oldest first';
@@ -226,7 +235,8 @@ CREATE FUNCTION chatstore.history_json(
     max_tokens integer DEFAULT NULL)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'chatstore_history_json'
-LANGUAGE C STABLE;
+LANGUAGE C STABLE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.history_json(uuid, integer, integer) IS
     'the history (or, with max_tokens, the context) as a chat-completion messages array';
@@ -238,7 +248,8 @@ CREATE FUNCTION chatstore.archive(
     max_conversations integer DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'chatstore_archive'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.archive(interval, integer) IS
     'archives active conversations idle longer than older_than (default chatstore.archive_after) and returns how many';
@@ -246,7 +257,8 @@ COMMENT ON FUNCTION chatstore.archive(interval, integer) IS
 CREATE FUNCTION chatstore.archive_conversation(conversation_id uuid)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'chatstore_archive_conversation'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.archive_conversation(uuid) IS
     'archives one conversation; false when it was archived already';
@@ -254,7 +266,8 @@ COMMENT ON FUNCTION chatstore.archive_conversation(uuid) IS
 CREATE FUNCTION chatstore.restore(conversation_id uuid)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'chatstore_restore'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.restore(uuid) IS
     'makes an archived conversation active again; false when it was active already';
@@ -270,7 +283,66 @@ CREATE FUNCTION chatstore.stats(
     OUT avg_messages_per_conversation numeric)
 RETURNS record
 AS 'MODULE_PATHNAME', 'chatstore_stats'
-LANGUAGE C STABLE;
+LANGUAGE C STABLE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION chatstore.stats() IS
     'counts of conversations and messages, live and archived';
+
+-- Privileges
+
+CREATE FUNCTION chatstore.is_admin()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'chatstore_is_admin'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.is_admin() IS
+    'whether the calling role acts for every user when chatstore.user_id is not set (a superuser or an admin role)';
+
+CREATE FUNCTION chatstore.grant_app(role regrole)
+RETURNS void
+AS 'MODULE_PATHNAME', 'chatstore_grant_app'
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION chatstore.grant_app(regrole) IS
+    'lets a role use the chatstore API and read its own users'' rows, but not write the tables';
+
+CREATE FUNCTION chatstore.grant_admin(role regrole)
+RETURNS void
+AS 'MODULE_PATHNAME', 'chatstore_grant_admin'
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION chatstore.grant_admin(regrole) IS
+    'what grant_app grants, plus archiving in bulk, stats and reading every user''s rows';
+
+CREATE FUNCTION chatstore.revoke(role regrole)
+RETURNS void
+AS 'MODULE_PATHNAME', 'chatstore_revoke'
+LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION chatstore.revoke(regrole) IS
+    'takes back what grant_app and grant_admin gave a role';
+
+-- Nothing is granted to PUBLIC: chatstore.grant_app() and grant_admin() hand out the two levels.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA chatstore FROM PUBLIC;
+
+-- Row-level security for roles that read the tables directly: with chatstore.user_id set, that user's rows;
+-- without it, every row for an admin and none for an app role.  The functions run as the extension's owner
+-- and filter by chatstore.user_id themselves.
+ALTER TABLE chatstore.conversation ENABLE ROW LEVEL SECURITY;
+ALTER TABLE chatstore.message ENABLE ROW LEVEL SECURITY;
+ALTER TABLE chatstore.archived_message ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY conversation_of_user ON chatstore.conversation FOR SELECT
+USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('chatstore.user_id', true)
+       OR (COALESCE(pg_catalog.current_setting('chatstore.user_id', true), '') OPERATOR(pg_catalog.=) ''
+           AND (SELECT chatstore.is_admin())));
+
+CREATE POLICY message_of_user ON chatstore.message FOR SELECT
+USING (EXISTS (SELECT 1 FROM chatstore.conversation c WHERE c.id OPERATOR(pg_catalog.=) conversation_id));
+
+CREATE POLICY archived_message_of_user ON chatstore.archived_message FOR SELECT
+USING (EXISTS (SELECT 1 FROM chatstore.conversation c WHERE c.id OPERATOR(pg_catalog.=) conversation_id));

@@ -53,10 +53,25 @@ chatstore_create_conversation(PG_FUNCTION_ARGS)
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	int			rc;
 
+	Actor		actor;
+
 	ChatstoreRequireArg(fcinfo, 0, "user_id");
 	RequireNonEmpty(PG_GETARG_TEXT_PP(0), "user_id");
 	if (!PG_ARGISNULL(2))
 		ChatstoreCheckMetadata(PG_GETARG_JSONB_P(2), "metadata");
+	ChatstoreGetActor(&actor);
+	if (actor.kind == ACTOR_NOBODY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("chatstore.user_id is not set"),
+				 errdetail("Application roles act for the user named by chatstore.user_id."),
+				 errhint("Run SET LOCAL chatstore.user_id = '...' in the transaction first.")));
+	if (!ChatstoreActorIs(&actor, PG_GETARG_TEXT_PP(0)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot create a conversation for another user"),
+				 errdetail("chatstore.user_id is \"%s\" but user_id is \"%s\".",
+						   text_to_cstring(actor.user_id), text_to_cstring(PG_GETARG_TEXT_PP(0)))));
 
 	GenerateUuidV7(id, now);
 	args[0] = UUIDPGetDatum(id);
@@ -92,23 +107,30 @@ Datum
 chatstore_get_conversation(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[1] = {UUIDOID};
+	static const Oid argtypes[2] = {UUIDOID, TEXTOID};
 	MemoryContext callerctx = CurrentMemoryContext;
-	Datum		args[1];
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
 	Datum		result = (Datum) 0;
 	bool		found;
+	Actor		actor;
 	int			rc;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	args[0] = PG_GETARG_DATUM(0);
+	ChatstoreGetActor(&actor);
+	if (actor.kind == ACTOR_NOBODY)
+		PG_RETURN_NULL();
+	ChatstoreActorArg(&actor, &args[1], &nulls[1]);
 
 	SPI_connect();
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
 										"SELECT " CONVERSATION_COLUMNS
 										" FROM chatstore.conversation"
-										" WHERE id OPERATOR(pg_catalog.=) $1",
-										1, argtypes),
-						  args, NULL, true, 1);
+										" WHERE id OPERATOR(pg_catalog.=) $1"
+										"   AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.=) $2)",
+										2, argtypes),
+						  args, nulls, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: conversation lookup failed: %s", SPI_result_code_string(rc));
 	found = SPI_processed > 0;
@@ -142,11 +164,12 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 	static SPIPlanPtr all_statuses = NULL;
 	static SPIPlanPtr position = NULL;
 	static const Oid argtypes[5] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, UUIDOID, INT4OID};
-	static const Oid posargtypes[1] = {UUIDOID};
+	static const Oid posargtypes[2] = {UUIDOID, TEXTOID};
 	static pg_uuid_t max_uuid;
 	Datum		args[5];
 	int32		max_results;
 	SPIPlanPtr	plan;
+	Actor		actor;
 	int			rc;
 
 	ChatstoreRequireArg(fcinfo, 0, "user_id");
@@ -165,6 +188,9 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 	}
 
 	ChatstoreInitSRF(fcinfo);
+	ChatstoreGetActor(&actor);
+	if (!ChatstoreActorIs(&actor, PG_GETARG_TEXT_PP(0)))
+		return (Datum) 0;		/* another user's conversations: none to see */
 	SPI_connect();
 
 	/* Where the page starts: above everything, or just below "before". */
@@ -177,13 +203,15 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 	{
 		bool		isnull;
+		Datum		posargs[2] = {PG_GETARG_DATUM(3), PG_GETARG_DATUM(0)};
 
 		args[3] = PG_GETARG_DATUM(3);
 		rc = SPI_execute_plan(ChatstorePlan(&position,
 											"SELECT last_activity_at FROM chatstore.conversation"
-											" WHERE id OPERATOR(pg_catalog.=) $1",
-											1, posargtypes),
-							  &args[3], NULL, true, 1);
+											" WHERE id OPERATOR(pg_catalog.=) $1"
+											"   AND user_id OPERATOR(pg_catalog.=) $2",
+											2, posargtypes),
+							  posargs, NULL, true, 1);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "chatstore: conversation lookup failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed == 0)
@@ -191,6 +219,8 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NO_DATA_FOUND),
 					 errmsg("conversation %s given as before does not exist",
 							ChatstoreUuidText(PG_GETARG_UUID_P(3))),
+					 errdetail("before must be a conversation of user %s.",
+							   text_to_cstring(PG_GETARG_TEXT_PP(0))),
 					 errhint("Pass the id of the last conversation of the previous page, or NULL for the first page.")));
 		args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	}
@@ -241,13 +271,14 @@ Datum
 chatstore_update_conversation(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[4] = {UUIDOID, TEXTOID, JSONBOID, TEXTOID};
+	static const Oid argtypes[5] = {UUIDOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID};
 	MemoryContext callerctx = CurrentMemoryContext;
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	Datum		result;
 	Jsonb	   *merged;
 	bool		isnull;
+	Actor		actor;
 	int			rc;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
@@ -263,6 +294,10 @@ chatstore_update_conversation(PG_FUNCTION_ARGS)
 		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
+	ChatstoreGetActor(&actor);
+	if (actor.kind == ACTOR_NOBODY)
+		ChatstoreConversationNotFound(PG_GETARG_UUID_P(0));
+	ChatstoreActorArg(&actor, &args[4], &nulls[4]);
 
 	SPI_connect();
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
@@ -275,8 +310,9 @@ chatstore_update_conversation(PG_FUNCTION_ARGS)
 										"          WHERE e.value OPERATOR(pg_catalog.=) 'null'::pg_catalog.jsonb)"
 										"  END"
 										" WHERE id OPERATOR(pg_catalog.=) $1"
+										"   AND ($5 IS NULL OR user_id OPERATOR(pg_catalog.=) $5)"
 										" RETURNING " CONVERSATION_COLUMNS,
-										4, argtypes),
+										5, argtypes),
 						  args, nulls, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "chatstore: conversation update failed: %s", SPI_result_code_string(rc));
@@ -310,13 +346,15 @@ chatstore_delete_conversation(PG_FUNCTION_ARGS)
 	static const Oid argtypes[1] = {UUIDOID};
 	pg_uuid_t  *id;
 	Datum		args[1];
+	Actor		actor;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	id = PG_GETARG_UUID_P(0);
 	args[0] = UUIDPGetDatum(id);
+	ChatstoreGetActor(&actor);
 
 	SPI_connect();
-	if (ChatstoreConversationStatus(id, true) == CONV_MISSING)
+	if (ChatstoreConversationStatus(id, true, &actor) == CONV_MISSING)
 		ChatstoreConversationNotFound(id);
 
 	if (SPI_execute_plan(ChatstorePlan(&del_messages,

@@ -67,9 +67,9 @@ WindowAdd(Window *w, HeapTuple row, TupleDesc desc)
  * P0002 when it does not.
  */
 static MessageTable
-TableOf(pg_uuid_t *conversation_id)
+TableOf(pg_uuid_t *conversation_id, Actor *actor)
 {
-	switch (ChatstoreConversationStatus(conversation_id, false))
+	switch (ChatstoreConversationStatus(conversation_id, false, actor))
 	{
 		case CONV_MISSING:
 			ChatstoreConversationNotFound(conversation_id);
@@ -110,18 +110,23 @@ ReadNewest(MessageTable table, pg_uuid_t *conversation_id, int32 max_messages,
 
 /*
  * The newest max_messages messages with seq < before_seq, oldest first.
- * The live table is read first without looking at the conversation: the
- * common case costs one index scan.  Only an empty result needs the
- * conversation, to tell missing (P0002), archived and empty apart.
+ * An admin reads the live table first without looking at the conversation:
+ * the common case costs one index scan, and only an empty result needs the
+ * conversation, to tell missing (P0002), archived and empty apart.  A call
+ * acting for one user checks the conversation is that user's first.
  */
 static void
 HistoryWindow(pg_uuid_t *conversation_id, int32 max_messages, int64 before_seq,
-			  Window *w)
+			  Actor *actor, Window *w)
 {
-	ReadNewest(LIVE_TABLE, conversation_id, max_messages, before_seq);
-	if (SPI_processed == 0)
+	MessageTable table = LIVE_TABLE;
+
+	if (actor->kind != ACTOR_ADMIN)
+		table = TableOf(conversation_id, actor);
+	ReadNewest(table, conversation_id, max_messages, before_seq);
+	if (SPI_processed == 0 && actor->kind == ACTOR_ADMIN)
 	{
-		if (TableOf(conversation_id) == LIVE_TABLE)
+		if (TableOf(conversation_id, actor) == LIVE_TABLE)
 			return;				/* an active conversation with no such messages */
 		ReadNewest(ARCHIVE_TABLE, conversation_id, max_messages, before_seq);
 	}
@@ -152,15 +157,16 @@ RowTokens(HeapTuple row, TupleDesc desc)
 
 /*
  * The leading system messages, then the longest run of newest messages
- * whose tokens, added to the system messages', fit max_tokens (and, when
- * max_messages > 0, at most max_messages of them), oldest first.
+ * whose tokens, added to the system messages', fit max_tokens (and at most
+ * max_messages of them: the run's memory is bounded however long the
+ * conversation), oldest first.
  *
  * Both parts are read through cursors in small batches, so reading stops
  * soon after the budget is spent however long the conversation is.
  */
 static void
 ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
-			  Window *w)
+			  Actor *actor, Window *w)
 {
 	static SPIPlanPtr oldest_plans[2] = {NULL, NULL};
 	static SPIPlanPtr newest_plans[2] = {NULL, NULL};
@@ -179,7 +185,7 @@ ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
 		" ORDER BY seq DESC"
 	};
 	static const Oid argtypes[2] = {UUIDOID, INT4OID};
-	MessageTable table = TableOf(conversation_id);
+	MessageTable table = TableOf(conversation_id, actor);
 	Datum		args[2] = {UUIDPGetDatum(conversation_id), Int32GetDatum(0)};
 	Portal		portal;
 	int64		used = 0;
@@ -239,8 +245,7 @@ ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
 			HeapTuple	row = SPI_tuptable->vals[i];
 			int64		tokens = RowTokens(row, SPI_tuptable->tupdesc);
 
-			if (used + tokens > max_tokens ||
-				(max_messages > 0 && run.nrows >= max_messages))
+			if (used + tokens > max_tokens || run.nrows >= max_messages)
 			{
 				done = true;
 				break;
@@ -297,6 +302,7 @@ chatstore_history(PG_FUNCTION_ARGS)
 	int32		max_messages;
 	int64		before_seq = (int64) PG_INT32_MAX + 1;
 	Window		w = {0};
+	Actor		actor;
 
 	ChatstoreRequireArg(fcinfo, 1, "max_messages");
 	max_messages = PG_GETARG_INT32(1);
@@ -305,8 +311,9 @@ chatstore_history(PG_FUNCTION_ARGS)
 		before_seq = PG_GETARG_INT32(2);
 
 	ChatstoreInitSRF(fcinfo);
+	ChatstoreGetActor(&actor);
 	SPI_connect();
-	HistoryWindow(conversation_id, max_messages, before_seq, &w);
+	HistoryWindow(conversation_id, max_messages, before_seq, &actor, &w);
 	ReturnWindow(fcinfo, &w);
 	SPI_finish();
 	return (Datum) 0;
@@ -321,8 +328,9 @@ chatstore_context(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t  *conversation_id = WindowArgs(fcinfo);
 	int32		max_tokens;
-	int32		max_messages = 0;
+	int32		max_messages = CHATSTORE_MAX_WINDOW;
 	Window		w = {0};
+	Actor		actor;
 
 	ChatstoreRequireArg(fcinfo, 1, "max_tokens");
 	max_tokens = PG_GETARG_INT32(1);
@@ -334,8 +342,9 @@ chatstore_context(PG_FUNCTION_ARGS)
 	}
 
 	ChatstoreInitSRF(fcinfo);
+	ChatstoreGetActor(&actor);
 	SPI_connect();
-	ContextWindow(conversation_id, max_tokens, max_messages, &w);
+	ContextWindow(conversation_id, max_tokens, max_messages, &actor, &w);
 	ReturnWindow(fcinfo, &w);
 	SPI_finish();
 	return (Datum) 0;
@@ -430,6 +439,7 @@ chatstore_history_json(PG_FUNCTION_ARGS)
 	int32		max_messages;
 	Window		w = {0};
 	Jsonb	   *result;
+	Actor		actor;
 
 	ChatstoreRequireArg(fcinfo, 1, "max_messages");
 	max_messages = PG_GETARG_INT32(1);
@@ -437,11 +447,12 @@ chatstore_history_json(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		CheckMaxTokens(PG_GETARG_INT32(2));
 
+	ChatstoreGetActor(&actor);
 	SPI_connect();
 	if (PG_ARGISNULL(2))
-		HistoryWindow(conversation_id, max_messages, (int64) PG_INT32_MAX + 1, &w);
+		HistoryWindow(conversation_id, max_messages, (int64) PG_INT32_MAX + 1, &actor, &w);
 	else
-		ContextWindow(conversation_id, PG_GETARG_INT32(2), max_messages, &w);
+		ContextWindow(conversation_id, PG_GETARG_INT32(2), max_messages, &actor, &w);
 	MemoryContextSwitchTo(callerctx);
 	result = WindowToJson(&w);
 	SPI_finish();

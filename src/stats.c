@@ -8,6 +8,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 
 #include "chatstore.h"
@@ -21,14 +22,23 @@ PG_FUNCTION_INFO_V1(chatstore_stats);
  *
  * messages counts the live messages, archived_messages those in the
  * archive; the average is over all conversations and both kinds, 0 when
- * there are no conversations.
+ * there are no conversations.  Acting for one user, the figures are that
+ * user's.
  */
 Datum
 chatstore_stats(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[2] = {TEXTOID, BOOLOID};
 	MemoryContext callerctx = CurrentMemoryContext;
 	Datum		result;
+	Actor		actor;
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+
+	ChatstoreGetActor(&actor);
+	ChatstoreActorArg(&actor, &args[0], &nulls[0]);
+	args[1] = BoolGetDatum(actor.kind == ACTOR_NOBODY);
 
 	SPI_connect();
 	if (SPI_execute_plan(ChatstorePlan(&plan,
@@ -39,9 +49,10 @@ chatstore_stats(PG_FUNCTION_ARGS)
 									   "  COALESCE(pg_catalog.sum(message_count) FILTER (WHERE status OPERATOR(pg_catalog.=) 'archived'), 0)::pg_catalog.int8,"
 									   "  COALESCE(pg_catalog.round(pg_catalog.sum(message_count)::pg_catalog.numeric"
 									   "    OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(*), 0), 2), 0.00)"
-									   " FROM chatstore.conversation",
-									   0, NULL),
-						 NULL, NULL, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+									   " FROM chatstore.conversation"
+									   " WHERE NOT $2 AND ($1 IS NULL OR user_id OPERATOR(pg_catalog.=) $1)",
+									   2, argtypes),
+						 args, nulls, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "chatstore: stats query failed");
 	MemoryContextSwitchTo(callerctx);
 	result = ChatstoreRowFromSPI(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);

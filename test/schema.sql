@@ -1,7 +1,7 @@
 -- pgTAP: the schema keeps the promises of DESIGN.md: keys start with the conversation id, every user-data
 -- table is dumped by pg_dump, no triggers, every object documented, write functions are not STRICT.
 BEGIN;
-SELECT plan(22);
+SELECT plan(25);
 
 SELECT has_schema('chatstore');
 SELECT tables_are('chatstore', ARRAY['conversation', 'message', 'archived_message']);
@@ -39,7 +39,8 @@ SELECT is((SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.o
 SELECT functions_are('chatstore', ARRAY[
   'uuidv7', 'estimate_tokens', 'create_conversation', 'get_conversation', 'list_conversations',
   'update_conversation', 'delete_conversation', 'append', 'append_many', 'history', 'context',
-  'history_json', 'archive', 'archive_conversation', 'restore', 'stats']);
+  'history_json', 'archive', 'archive_conversation', 'restore', 'stats', 'is_admin', 'grant_app',
+  'grant_admin', 'revoke']);
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'chatstore' AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')),
           NULL, 'every API function is written in C');
@@ -52,6 +53,18 @@ SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p J
 SELECT is((SELECT array_agg(c.relname::text) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE n.nspname = 'chatstore' AND c.relkind = 'r' AND obj_description(c.oid, 'pg_class') IS NULL),
           NULL, 'every table has a comment');
+
+-- privileges: nothing for PUBLIC; functions that touch the tables run as the owner with a pinned search_path
+SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'chatstore' AND has_function_privilege('public', p.oid, 'EXECUTE')),
+          NULL, 'no function is executable by PUBLIC');
+SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'chatstore' AND p.prosecdef
+             AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
+          NULL, 'every SECURITY DEFINER function pins search_path');
+SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'chatstore' AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity),
+          NULL, 'row-level security on every table');
 
 -- signatures and defaults of the API
 SELECT function_returns('chatstore', 'append', ARRAY['uuid', 'text', 'text', 'jsonb', 'integer', 'text', 'text'], 'chatstore.message');
