@@ -12,7 +12,7 @@ EXTVERSION   = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" chatstore.con
 MODULE_big   = chatstore
 OBJS         = src/chatstore.o src/uuidv7.o src/tokens.o src/conversation.o \
                src/append.o src/history.o src/archive.o src/stats.o \
-               src/privileges.o
+               src/privileges.o src/worker.o
 
 DATA_built   = chatstore--$(EXTVERSION).sql
 DATA         = $(wildcard src/updates/chatstore--*--*.sql)

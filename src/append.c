@@ -26,9 +26,6 @@
 PG_FUNCTION_INFO_V1(chatstore_append);
 PG_FUNCTION_INFO_V1(chatstore_append_many);
 
-/* Longest idempotency key, in bytes. */
-#define MAX_IDEMPOTENCY_KEY_BYTES	255
-
 /* One message to append, as given by the caller. */
 typedef struct MessageInput
 {
@@ -42,17 +39,19 @@ typedef struct MessageInput
 } MessageInput;
 
 /*
- * Is the code point one that shows nothing: Unicode White_Space, or the
- * zero-width space and byte order mark.
+ * Is the code point one that shows nothing: Unicode White_Space, the
+ * zero-width space, word joiner, byte order mark, Mongolian vowel
+ * separator, and the blank Hangul fillers and Braille pattern.
  */
 static bool
 IsBlankCodePoint(pg_wchar c)
 {
 	if (c == ' ' || (c >= 0x09 && c <= 0x0D))
 		return true;
-	return c == 0x85 || c == 0xA0 || c == 0x1680 ||
-		(c >= 0x2000 && c <= 0x200B) || c == 0x2028 || c == 0x2029 ||
-		c == 0x202F || c == 0x205F || c == 0x3000 || c == 0xFEFF;
+	return c == 0x85 || c == 0xA0 || c == 0x115F || c == 0x1160 || c == 0x1680 ||
+		c == 0x180E || (c >= 0x2000 && c <= 0x200B) || c == 0x2028 || c == 0x2029 ||
+		c == 0x202F || c == 0x205F || c == 0x2060 || c == 0x2800 || c == 0x3000 ||
+		c == 0x3164 || c == 0xFEFF || c == 0xFFA0;
 }
 
 /*
@@ -180,7 +179,7 @@ ValidateMessage(MessageInput *m)
 
 /*
  * Raise 22023/22001 unless an idempotency key is a non-empty string of at
- * most MAX_IDEMPOTENCY_KEY_BYTES bytes.
+ * most CHATSTORE_MAX_ID_BYTES bytes.
  */
 static void
 ValidateIdempotencyKey(text *key)
@@ -192,11 +191,11 @@ ValidateIdempotencyKey(text *key)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("idempotency_key must not be empty"),
 				 errdetail("Pass NULL for no key, or a string that identifies this message.")));
-	if (len > MAX_IDEMPOTENCY_KEY_BYTES)
+	if (len > CHATSTORE_MAX_ID_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 				 errmsg("idempotency_key is too long"),
-				 errdetail("The key has %d bytes; the limit is %d.", len, MAX_IDEMPOTENCY_KEY_BYTES)));
+				 errdetail("The key has %d bytes; the limit is %d.", len, CHATSTORE_MAX_ID_BYTES)));
 }
 
 /*
@@ -227,10 +226,53 @@ FindByIdempotencyKey(pg_uuid_t *conversation_id, text *key,
 }
 
 /*
+ * Lock the conversation for a new attempt at taking seq numbers, after the
+ * UPDATE of ReserveSeq found no row to change: raise P0002 when it is
+ * missing (or not the actor's), 55000 when it is archived, 54000 when n more
+ * messages would pass the largest seq.  Otherwise it was restored meanwhile,
+ * and it stays active now that it is locked.  The lookup is not read-only,
+ * so it sees what the UPDATE saw.
+ */
+static void
+LockForAppend(pg_uuid_t *conversation_id, int n, Actor *actor)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[2] = {UUIDOID, TEXTOID};
+	Datum		args[2] = {UUIDPGetDatum(conversation_id), (Datum) 0};
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+	char	   *status;
+	int32		last_seq;
+
+	ChatstoreActorArg(actor, &args[1], &nulls[1]);
+	if (SPI_execute_plan(ChatstorePlan(&plan,
+									   "SELECT status, last_seq FROM chatstore.conversation"
+									   " WHERE id OPERATOR(pg_catalog.=) $1"
+									   "   AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.=) $2)"
+									   " FOR NO KEY UPDATE",
+									   2, argtypes),
+						 args, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: conversation lock failed");
+	if (SPI_processed == 0)
+		ChatstoreConversationNotFound(conversation_id);
+	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (strcmp(status, "archived") == 0)
+		ChatstoreConversationArchived(conversation_id);
+	last_seq = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (last_seq > PG_INT32_MAX - n)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("conversation %s is full", ChatstoreUuidText(conversation_id)),
+				 errdetail("It holds %d messages; seq cannot pass %d.", last_seq, PG_INT32_MAX),
+				 errhint("Start a new conversation.")));
+}
+
+/*
  * Take n seq numbers of an active conversation and move its counters.
  * Returns the first seq taken.  The UPDATE locks the conversation row until
- * the transaction ends.  Raises P0002 or 55000 when the conversation is
- * missing (or not the actor's) or archived.
+ * the transaction ends.  When it changes nothing, LockForAppend says why
+ * (P0002, 55000, 54000) or, if the conversation was restored in between,
+ * locks it, and the second UPDATE cannot miss.
  */
 static int32
 ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now,
@@ -245,7 +287,7 @@ ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now,
 	if (actor->kind == ACTOR_NOBODY)
 		ChatstoreConversationNotFound(conversation_id);
 	ChatstoreActorArg(actor, &args[4], &nulls[4]);
-	for (;;)
+	for (int attempt = 0; attempt < 2; attempt++)
 	{
 		int			rc;
 		bool		isnull;
@@ -259,6 +301,7 @@ ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now,
 											" WHERE id OPERATOR(pg_catalog.=) $1"
 											"   AND status OPERATOR(pg_catalog.=) 'active'"
 											"   AND ($5 IS NULL OR user_id OPERATOR(pg_catalog.=) $5)"
+											"   AND last_seq OPERATOR(pg_catalog.<=) (2147483647 OPERATOR(pg_catalog.-) $2)"
 											" RETURNING last_seq",
 											5, argtypes),
 							  args, nulls, false, 0);
@@ -267,20 +310,10 @@ ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now,
 		if (SPI_processed == 1)
 			return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull)) - n + 1;
-
-		switch (ChatstoreConversationStatus(conversation_id, false, actor))
-		{
-			case CONV_MISSING:
-				ChatstoreConversationNotFound(conversation_id);
-				break;
-			case CONV_ARCHIVED:
-				ChatstoreConversationArchived(conversation_id);
-				break;
-			default:
-				/* restored between the two statements: take the seq again */
-				break;
-		}
+		LockForAppend(conversation_id, n, actor);
 	}
+	elog(ERROR, "chatstore: conversation %s changed while locked", ChatstoreUuidText(conversation_id));
+	return 0;					/* keep compiler quiet */
 }
 
 /*
@@ -348,6 +381,7 @@ InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
 Datum
 chatstore_append(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	MemoryContext callerctx = CurrentMemoryContext;
 	pg_uuid_t  *conversation_id;
 	MessageInput m;
@@ -377,10 +411,10 @@ chatstore_append(PG_FUNCTION_ARGS)
 	ValidateMessage(&m);
 	ChatstoreGetActor(&actor);
 
-	SPI_connect();
+	ChatstoreConnect(fcinfo, &call);
 	if (idempotency_key != NULL)
 	{
-		switch (ChatstoreConversationStatus(conversation_id, true, &actor))
+		switch (ChatstoreConversationStatus(conversation_id, true, &actor, NULL))
 		{
 			case CONV_MISSING:
 				ChatstoreConversationNotFound(conversation_id);
@@ -400,7 +434,7 @@ chatstore_append(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(callerctx);
 	result = ChatstoreFormRow(fcinfo, values, nulls, MESSAGE_NCOLUMNS);
-	SPI_finish();
+	ChatstoreFinish(&call);
 	PG_RETURN_DATUM(result);
 }
 
@@ -508,16 +542,17 @@ ParseElement(JsonbValue *elem, MessageInput *m)
 	if ((jv = GetKey(obj, "tokens")) != NULL && jv->type != jbvNull)
 	{
 		bool		error = false;
-		char	   *digits;
 
 		if (jv->type != jbvNumeric)
 			BadElement("tokens must be a number");
-		digits = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(jv->val.numeric)));
-		if (strspn(digits, "-0123456789") != strlen(digits))
-			BadElement("tokens must be a whole number");
 		m->tokens = numeric_int4_opt_error(jv->val.numeric, &error);
 		if (error)
 			BadElement("tokens is out of range");
+		/* numeric_int4 rounds: a whole number is one that converts back to itself */
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(jv->val.numeric),
+											  DirectFunctionCall1(int4_numeric,
+																  Int32GetDatum(m->tokens)))) != 0)
+			BadElement("tokens must be a whole number");
 		m->tokens_given = true;
 	}
 
@@ -564,6 +599,7 @@ ParseElement(JsonbValue *elem, MessageInput *m)
 Datum
 chatstore_append_many(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	pg_uuid_t  *conversation_id;
 	Jsonb	   *messages;
 	MessageInput *inputs;
@@ -610,13 +646,13 @@ chatstore_append_many(PG_FUNCTION_ARGS)
 
 	ChatstoreInitSRF(fcinfo);
 	ChatstoreGetActor(&actor);
-	SPI_connect();
+	ChatstoreConnect(fcinfo, &call);
 	first_seq = ReserveSeq(conversation_id, n, tokens, now, &actor);
 	for (int i = 0; i < n; i++)
 	{
 		InsertMessage(conversation_id, first_seq + i, &inputs[i], NULL, now, values, nulls);
 		ChatstorePutValues(fcinfo, values, nulls, MESSAGE_NCOLUMNS);
 	}
-	SPI_finish();
+	ChatstoreFinish(&call);
 	return (Datum) 0;
 }

@@ -1,6 +1,7 @@
 /*
  * archive.c
- *	  Archival: chatstore.archive, archive_conversation, restore.
+ *	  Archival and retention: chatstore.archive, archive_conversation,
+ *	  restore, purge, erase_user, and the archive's month partitions.
  *
  * A conversation moves whole: its messages go from chatstore.message to
  * chatstore.archived_message in one statement (DELETE ... RETURNING feeding
@@ -9,14 +10,22 @@
  * for the move and then gets the archived-conversation error: no message
  * is lost.  archive() skips conversations locked by a concurrent append or
  * archiver instead of waiting for them.
+ *
+ * The archive is partitioned by archive month (UTC).  A month's partition is
+ * created when chatstore first archives in the month before it (so the
+ * partition is there before the month starts), and purge() drops the months
+ * that lie wholly before its cutoff: purging old archive neither scans nor
+ * rewrites the rest, and leaves no dead rows behind.
  */
 #include "postgres.h"
 
-
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -26,38 +35,107 @@
 PG_FUNCTION_INFO_V1(chatstore_archive);
 PG_FUNCTION_INFO_V1(chatstore_archive_conversation);
 PG_FUNCTION_INFO_V1(chatstore_restore);
+PG_FUNCTION_INFO_V1(chatstore_purge);
+PG_FUNCTION_INFO_V1(chatstore_erase_user);
 
-/* Conversations chosen and moved per statement by archive(). */
-#define ARCHIVE_BATCH	1000
+/* Advisory lock key that serializes partition creation ("chat", 1). */
+#define PARTITION_LOCK_KEY		((INT64CONST(0x63686174) << 32) | 1)
+
+/* Name prefix of the archive's month partitions: archived_message_YYYYMM. */
+#define PARTITION_PREFIX		"archived_message_"
+
+/*
+ * Create the archive partition of the month (UTC) that holds "at", unless it
+ * exists.  Creators serialize on an advisory lock; the partition is made as
+ * a plain table and then attached, which needs only a SHARE UPDATE
+ * EXCLUSIVE lock on the archive: readers and writers do not wait.
+ */
+static void
+EnsurePartition(TimestampTz at)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			next_year,
+				next_month;
+	char		name[NAMEDATALEN];
+	Oid			nsp = get_namespace_oid("chatstore", false);
+	char	   *sql;
+
+	if (timestamp2tm(at, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	snprintf(name, sizeof(name), PARTITION_PREFIX "%04d%02d", tm.tm_year, tm.tm_mon);
+	if (OidIsValid(get_relname_relid(name, nsp)))
+		return;
+
+	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(PARTITION_LOCK_KEY));
+	AcceptInvalidationMessages();	/* see a partition another session just made */
+	if (OidIsValid(get_relname_relid(name, nsp)))
+		return;
+
+	next_year = tm.tm_mon == 12 ? tm.tm_year + 1 : tm.tm_year;
+	next_month = tm.tm_mon == 12 ? 1 : tm.tm_mon + 1;
+	sql = psprintf("CREATE TABLE chatstore.%s"
+				   " (LIKE chatstore.archived_message INCLUDING DEFAULTS INCLUDING CONSTRAINTS,"
+				   "  PRIMARY KEY (conversation_id, archived_at, seq))",
+				   name);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "chatstore: could not create archive partition %s", name);
+	sql = psprintf("ALTER TABLE chatstore.archived_message ATTACH PARTITION chatstore.%s"
+				   " FOR VALUES FROM ('%04d-%02d-01 00:00:00+00') TO ('%04d-%02d-01 00:00:00+00')",
+				   name, tm.tm_year, tm.tm_mon, next_year, next_month);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "chatstore: could not attach archive partition %s", name);
+	sql = psprintf("COMMENT ON TABLE chatstore.%s IS 'chatstore archived messages of %04d-%02d (UTC)'",
+				   name, tm.tm_year, tm.tm_mon);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "chatstore: could not comment archive partition %s", name);
+}
+
+/*
+ * Make sure the partitions of this month and the next exist, before any
+ * conversation row is locked.
+ */
+static void
+EnsureArchivePartitions(TimestampTz now)
+{
+	EnsurePartition(now);
+	EnsurePartition(now + (TimestampTz) 32 * USECS_PER_DAY);
+}
 
 /*
  * Move the messages of the given (locked, active) conversations into the
- * archive and mark them archived.
+ * archive and mark them archived at "now".  Returns the messages moved.
  */
-static void
+static int64
 MoveToArchive(Datum ids, TimestampTz now)
 {
 	static SPIPlanPtr move = NULL;
 	static SPIPlanPtr mark = NULL;
 	static const Oid argtypes[2] = {UUIDARRAYOID, TIMESTAMPTZOID};
 	Datum		args[2] = {ids, TimestampTzGetDatum(now)};
+	int64		moved;
 
 	if (SPI_execute_plan(ChatstorePlan(&move,
 									   "WITH moved AS ("
 									   "  DELETE FROM chatstore.message"
 									   "  WHERE conversation_id OPERATOR(pg_catalog.=) ANY ($1)"
 									   "  RETURNING " MESSAGE_COLUMNS ")"
-									   " INSERT INTO chatstore.archived_message (" MESSAGE_COLUMNS ")"
-									   " SELECT " MESSAGE_COLUMNS " FROM moved",
-									   1, argtypes),
-						 args, NULL, false, 0) != SPI_OK_INSERT ||
-		SPI_execute_plan(ChatstorePlan(&mark,
+									   " INSERT INTO chatstore.archived_message (" MESSAGE_COLUMNS ", archived_at)"
+									   " SELECT " MESSAGE_COLUMNS ", $2 FROM moved",
+									   2, argtypes),
+						 args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "chatstore: archive move failed");
+	moved = (int64) SPI_processed;
+	if (SPI_execute_plan(ChatstorePlan(&mark,
 									   "UPDATE chatstore.conversation"
 									   " SET status = 'archived', archived_at = $2"
 									   " WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
 									   2, argtypes),
 						 args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "chatstore: archive move failed");
+		elog(ERROR, "chatstore: archive status update failed");
+	return moved;
 }
 
 /* A one-element uuid[] datum. */
@@ -70,77 +148,62 @@ OneIdArray(pg_uuid_t *id)
 }
 
 /*
- * The idle time archive() uses: its argument, else chatstore.archive_after.
- * Raises 22023 for a negative interval.
+ * The time "iv" ago, from the start of the transaction; iv NULL means the
+ * interval in the setting (named setting_name, with text setting).  Raises
+ * 22023 for a negative interval.
  */
-static Interval *
-ArchiveAge(FunctionCallInfo fcinfo)
+TimestampTz
+ChatstoreIntervalAgo(const char *setting_name, const char *setting, Interval *iv,
+					 const char *argname)
 {
-	Interval   *age;
-
-	if (!PG_ARGISNULL(0))
-		age = PG_GETARG_INTERVAL_P(0);
-	else
-		age = DatumGetIntervalP(DirectFunctionCall3(interval_in,
-													CStringGetDatum(chatstore_archive_after),
-													ObjectIdGetDatum(InvalidOid),
-													Int32GetDatum(-1)));
-	if (age->month < 0 || age->day < 0 || age->time < 0)
+	if (iv == NULL)
+		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(setting),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+	if (ChatstoreIntervalIsNegative(iv))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("older_than must not be negative"),
-				 errdetail("Pass an idle time such as '90 days', or NULL for chatstore.archive_after.")));
-	return age;
+				 errmsg("%s must not be negative", argname),
+				 setting_name ?
+				 errdetail("Pass an age such as '90 days', or NULL for %s.", setting_name) :
+				 errdetail("Pass an age such as '1 year'.")));
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+												   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+												   IntervalPGetDatum(iv)));
 }
 
 /*
- * chatstore.archive(older_than interval, max_conversations int) RETURNS bigint
+ * Archive up to "limit" active conversations of the actor whose last
+ * activity is before cutoff, the longest idle first, in statements of
+ * chatstore.archive_batch_size conversations.  Returns how many; adds the
+ * messages moved to *messages.  Requires SPI.
  *
- * Archives, in batches, the active conversations whose last activity is
- * older than now() - older_than, the longest idle first, and returns how
- * many.  Rows are chosen FOR UPDATE SKIP LOCKED, and the choice re-checks
- * status and activity on the newest row version, so two archivers never
- * move a conversation twice and neither waits for the other.
+ * Rows are chosen FOR UPDATE SKIP LOCKED, and the choice re-checks status
+ * and activity on the newest row version, so two archivers never move a
+ * conversation twice and neither waits for the other or for an append.
  */
-Datum
-chatstore_archive(PG_FUNCTION_ARGS)
+int64
+ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages)
 {
 	static SPIPlanPtr choose = NULL;
 	static const Oid argtypes[3] = {TIMESTAMPTZOID, INT4OID, TEXTOID};
-	Interval   *age = ArchiveAge(fcinfo);
-	int64		limit = PG_INT64_MAX;
-	int64		archived = 0;
 	TimestampTz now = GetCurrentTimestamp();
-	Datum		cutoff;
-	Actor		actor;
 	Datum		user_arg;
 	char		user_null;
+	int64		archived = 0;
 
-	if (!PG_ARGISNULL(1))
-	{
-		limit = PG_GETARG_INT32(1);
-		if (limit < 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("max_conversations must be at least 1"),
-					 errdetail("max_conversations was %lld; pass NULL for no limit.", (long long) limit)));
-	}
-	cutoff = DirectFunctionCall2(timestamptz_mi_interval,
-								 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-								 IntervalPGetDatum(age));
+	if (actor->kind == ACTOR_NOBODY)
+		return 0;
+	ChatstoreActorArg(actor, &user_arg, &user_null);
+	EnsureArchivePartitions(now);
 
-	ChatstoreGetActor(&actor);
-	if (actor.kind == ACTOR_NOBODY)
-		PG_RETURN_INT64(0);
-	ChatstoreActorArg(&actor, &user_arg, &user_null);
-
-	SPI_connect();
 	while (archived < limit)
 	{
-		int32		batch = (int32) Min(limit - archived, ARCHIVE_BATCH);
-		Datum		args[3] = {cutoff, Int32GetDatum(batch), user_arg};
+		int32		batch = (int32) Min(limit - archived, chatstore_archive_batch_size);
+		Datum		args[3] = {TimestampTzGetDatum(cutoff), Int32GetDatum(batch), user_arg};
 		char		nulls[3] = {' ', ' ', user_null};
 		Datum	   *ids;
+		ArrayType  *idarray;
 		int			n;
 
 		if (SPI_execute_plan(ChatstorePlan(&choose,
@@ -163,14 +226,177 @@ chatstore_archive(PG_FUNCTION_ARGS)
 
 			ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 		}
-		MoveToArchive(PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false,
-													  TYPALIGN_CHAR)),
-					  now);
+		idarray = construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
+		SPI_freetuptable(SPI_tuptable);
+		pfree(ids);
+		*messages += MoveToArchive(PointerGetDatum(idarray), now);
+		SPI_freetuptable(SPI_tuptable);
+		pfree(idarray);
 		archived += n;
 		if (n < batch)
 			break;
 	}
-	SPI_finish();
+	return archived;
+}
+
+/*
+ * Delete the actor's archived conversations archived before cutoff, with
+ * their messages.  Returns how many; adds their messages to *messages.
+ * Requires SPI.
+ *
+ * Acting for every user, it drops the month partitions that end by the
+ * cutoff whole and deletes row by row only in the month the cutoff falls
+ * in.  Acting for one user, it deletes that user's rows only.
+ */
+int64
+PurgeArchived(TimestampTz cutoff, Actor *actor, int64 *messages)
+{
+	static SPIPlanPtr purge_all = NULL;
+	static SPIPlanPtr purge_user = NULL;
+	static SPIPlanPtr partitions = NULL;
+	static SPIPlanPtr rest = NULL;
+	static SPIPlanPtr user_rows = NULL;
+	static const Oid argtypes[2] = {TIMESTAMPTZOID, TEXTOID};
+	static const Oid idtypes[1] = {UUIDARRAYOID};
+	Datum		args[2] = {TimestampTzGetDatum(cutoff), (Datum) 0};
+	char		nulls[2] = {' ', ' '};
+	int64		purged;
+	List	   *drop = NIL;
+	ListCell   *lc;
+
+	if (actor->kind == ACTOR_NOBODY)
+		return 0;
+	ChatstoreActorArg(actor, &args[1], &nulls[1]);
+
+	/* the conversations first: this waits for a restore that holds one */
+	if (actor->kind == ACTOR_USER)
+	{
+		Datum		ids;
+		bool		isnull;
+
+		if (SPI_execute_plan(ChatstorePlan(&purge_user,
+										   "WITH gone AS ("
+										   "  DELETE FROM chatstore.conversation"
+										   "  WHERE status OPERATOR(pg_catalog.=) 'archived'"
+										   "    AND archived_at OPERATOR(pg_catalog.<) $1"
+										   "    AND user_id OPERATOR(pg_catalog.=) $2"
+										   "  RETURNING id, message_count)"
+										   " SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(message_count), 0)::pg_catalog.int8,"
+										   "        pg_catalog.array_agg(id) FROM gone",
+										   2, argtypes),
+							 args, nulls, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "chatstore: purge failed");
+		purged = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*messages += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		if (!isnull &&
+			SPI_execute_plan(ChatstorePlan(&user_rows,
+										   "DELETE FROM chatstore.archived_message"
+										   " WHERE conversation_id OPERATOR(pg_catalog.=) ANY ($1)",
+										   1, idtypes),
+							 &ids, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "chatstore: purge of archived messages failed");
+		return purged;
+	}
+
+	if (SPI_execute_plan(ChatstorePlan(&purge_all,
+									   "WITH gone AS ("
+									   "  DELETE FROM chatstore.conversation"
+									   "  WHERE status OPERATOR(pg_catalog.=) 'archived'"
+									   "    AND archived_at OPERATOR(pg_catalog.<) $1"
+									   "  RETURNING message_count)"
+									   " SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(message_count), 0)::pg_catalog.int8"
+									   " FROM gone",
+									   1, argtypes),
+						 args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: purge failed");
+	{
+		bool		isnull;
+
+		purged = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*messages += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+
+	/* whole months before the cutoff: drop them */
+	if (SPI_execute_plan(ChatstorePlan(&partitions,
+									   "SELECT c.relname::pg_catalog.text"
+									   " FROM pg_catalog.pg_inherits i"
+									   " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid"
+									   " WHERE i.inhparent OPERATOR(pg_catalog.=) 'chatstore.archived_message'::pg_catalog.regclass",
+									   0, NULL),
+						 NULL, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: could not list archive partitions");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *relname = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		int			year,
+					month;
+		struct pg_tm tm = {0};
+		Timestamp	month_end;
+
+		if (sscanf(relname, PARTITION_PREFIX "%4d%2d", &year, &month) != 2 ||
+			strlen(relname) != strlen(PARTITION_PREFIX) + 6 || month < 1 || month > 12)
+			continue;			/* not one of ours: leave it alone */
+		tm.tm_year = month == 12 ? year + 1 : year;
+		tm.tm_mon = month == 12 ? 1 : month + 1;
+		tm.tm_mday = 1;
+		if (tm2timestamp(&tm, 0, NULL, &month_end) != 0)
+			continue;
+		if (month_end <= cutoff)
+			drop = lappend(drop, relname);
+	}
+	foreach(lc, drop)
+	{
+		char	   *sql = psprintf("DROP TABLE chatstore.%s", quote_identifier((char *) lfirst(lc)));
+
+		if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "chatstore: could not drop archive partition");
+	}
+
+	/* the month the cutoff falls in: row by row */
+	if (SPI_execute_plan(ChatstorePlan(&rest,
+									   "DELETE FROM chatstore.archived_message"
+									   " WHERE archived_at OPERATOR(pg_catalog.<) $1",
+									   1, argtypes),
+						 args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "chatstore: purge of archived messages failed");
+	return purged;
+}
+
+/*
+ * chatstore.archive(older_than interval, max_conversations int) RETURNS bigint
+ *
+ * Archives the active conversations whose last activity is older than
+ * now() - older_than (default chatstore.archive_after), the longest idle
+ * first, and returns how many.
+ */
+Datum
+chatstore_archive(PG_FUNCTION_ARGS)
+{
+	ChatstoreCall call;
+	int64		limit = PG_INT64_MAX;
+	int64		archived;
+	int64		messages = 0;
+	TimestampTz cutoff;
+	Actor		actor;
+
+	cutoff = ChatstoreIntervalAgo("chatstore.archive_after", chatstore_archive_after,
+								  PG_ARGISNULL(0) ? NULL : PG_GETARG_INTERVAL_P(0),
+								  "older_than");
+	if (!PG_ARGISNULL(1))
+	{
+		limit = PG_GETARG_INT32(1);
+		if (limit < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("max_conversations must be at least 1"),
+					 errdetail("max_conversations was %lld; pass NULL for no limit.", (long long) limit)));
+	}
+
+	ChatstoreGetActor(&actor);
+	ChatstoreConnect(fcinfo, &call);
+	archived = ArchiveIdle(cutoff, limit, &actor, &messages);
+	ChatstoreFinish(&call);
 	PG_RETURN_INT64(archived);
 }
 
@@ -183,26 +409,30 @@ chatstore_archive(PG_FUNCTION_ARGS)
 Datum
 chatstore_archive_conversation(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	pg_uuid_t  *id;
 	bool		moved = false;
 	Actor		actor;
+	TimestampTz now = GetCurrentTimestamp();
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	id = PG_GETARG_UUID_P(0);
 
 	ChatstoreGetActor(&actor);
-	SPI_connect();
-	switch (ChatstoreConversationStatus(id, true, &actor))
+	ChatstoreConnect(fcinfo, &call);
+	if (actor.kind != ACTOR_NOBODY)
+		EnsureArchivePartitions(now);
+	switch (ChatstoreConversationStatus(id, true, &actor, NULL))
 	{
 		case CONV_MISSING:
 			ChatstoreConversationNotFound(id);
 			break;
 		case CONV_ACTIVE:
-			MoveToArchive(OneIdArray(id), GetCurrentTimestamp());
+			MoveToArchive(OneIdArray(id), now);
 			moved = true;
 			break;
 	}
-	SPI_finish();
+	ChatstoreFinish(&call);
 	PG_RETURN_BOOL(moved);
 }
 
@@ -216,35 +446,39 @@ chatstore_archive_conversation(PG_FUNCTION_ARGS)
 Datum
 chatstore_restore(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	static SPIPlanPtr move = NULL;
 	static SPIPlanPtr mark = NULL;
-	static const Oid argtypes[2] = {UUIDOID, TIMESTAMPTZOID};
+	static const Oid argtypes[3] = {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	pg_uuid_t  *id;
 	bool		moved = false;
 	Actor		actor;
+	TimestampTz archived_at;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	id = PG_GETARG_UUID_P(0);
 
 	ChatstoreGetActor(&actor);
-	SPI_connect();
-	switch (ChatstoreConversationStatus(id, true, &actor))
+	ChatstoreConnect(fcinfo, &call);
+	switch (ChatstoreConversationStatus(id, true, &actor, &archived_at))
 	{
 		case CONV_MISSING:
 			ChatstoreConversationNotFound(id);
 			break;
 		case CONV_ARCHIVED:
 			{
-				Datum		args[2] = {UUIDPGetDatum(id), TimestampTzGetDatum(GetCurrentTimestamp())};
+				Datum		args[3] = {UUIDPGetDatum(id), TimestampTzGetDatum(GetCurrentTimestamp()),
+				TimestampTzGetDatum(archived_at)};
 
 				if (SPI_execute_plan(ChatstorePlan(&move,
 												   "WITH moved AS ("
 												   "  DELETE FROM chatstore.archived_message"
 												   "  WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+												   "    AND archived_at OPERATOR(pg_catalog.=) $3"
 												   "  RETURNING " MESSAGE_COLUMNS ")"
 												   " INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
 												   " SELECT " MESSAGE_COLUMNS " FROM moved",
-												   1, argtypes),
+												   3, argtypes),
 									 args, NULL, false, 0) != SPI_OK_INSERT ||
 					SPI_execute_plan(ChatstorePlan(&mark,
 												   "UPDATE chatstore.conversation"
@@ -258,6 +492,94 @@ chatstore_restore(PG_FUNCTION_ARGS)
 			}
 			break;
 	}
-	SPI_finish();
+	ChatstoreFinish(&call);
 	PG_RETURN_BOOL(moved);
+}
+
+/*
+ * chatstore.purge(archived_before interval) RETURNS bigint
+ *
+ * Deletes the archived conversations archived longer ago than
+ * archived_before, with all their messages; returns how many.
+ */
+Datum
+chatstore_purge(PG_FUNCTION_ARGS)
+{
+	ChatstoreCall call;
+	TimestampTz cutoff;
+	int64		purged;
+	int64		messages = 0;
+	Actor		actor;
+
+	ChatstoreRequireArg(fcinfo, 0, "archived_before");
+	cutoff = ChatstoreIntervalAgo(NULL, NULL, PG_GETARG_INTERVAL_P(0), "archived_before");
+	ChatstoreGetActor(&actor);
+	ChatstoreConnect(fcinfo, &call);
+	purged = PurgeArchived(cutoff, &actor, &messages);
+	ChatstoreFinish(&call);
+	PG_RETURN_INT64(purged);
+}
+
+/*
+ * chatstore.erase_user(user_id text) RETURNS bigint
+ *
+ * The right to erasure: deletes every conversation of one user, live and
+ * archived, with all their messages; returns how many.  The conversations
+ * are locked first, so appends to them wait and then find them gone.
+ */
+Datum
+chatstore_erase_user(PG_FUNCTION_ARGS)
+{
+	ChatstoreCall call;
+	static SPIPlanPtr lock = NULL;
+	static SPIPlanPtr del_live = NULL;
+	static SPIPlanPtr del_archived = NULL;
+	static SPIPlanPtr del_conversations = NULL;
+	static const Oid argtypes[1] = {TEXTOID};
+	static const Oid idtypes[1] = {UUIDARRAYOID};
+	Datum		args[1];
+	Datum		ids;
+	int64		erased;
+	bool		isnull;
+	Actor		actor;
+
+	ChatstoreRequireArg(fcinfo, 0, "user_id");
+	args[0] = PG_GETARG_DATUM(0);
+	ChatstoreGetActor(&actor);
+	if (!ChatstoreActorIs(&actor, PG_GETARG_TEXT_PP(0)))
+		PG_RETURN_INT64(0);		/* another user's conversations: none to see */
+
+	ChatstoreConnect(fcinfo, &call);
+	if (SPI_execute_plan(ChatstorePlan(&lock,
+									   "SELECT pg_catalog.array_agg(id) FROM ("
+									   "  SELECT id FROM chatstore.conversation"
+									   "  WHERE user_id OPERATOR(pg_catalog.=) $1 FOR UPDATE) c",
+									   1, argtypes),
+						 args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: erase_user lookup failed");
+	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+	{
+		ChatstoreFinish(&call);
+		PG_RETURN_INT64(0);
+	}
+	if (SPI_execute_plan(ChatstorePlan(&del_live,
+									   "DELETE FROM chatstore.message"
+									   " WHERE conversation_id OPERATOR(pg_catalog.=) ANY ($1)",
+									   1, idtypes),
+						 &ids, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_plan(ChatstorePlan(&del_archived,
+									   "DELETE FROM chatstore.archived_message"
+									   " WHERE conversation_id OPERATOR(pg_catalog.=) ANY ($1)",
+									   1, idtypes),
+						 &ids, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_plan(ChatstorePlan(&del_conversations,
+									   "DELETE FROM chatstore.conversation"
+									   " WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
+									   1, idtypes),
+						 &ids, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "chatstore: erase_user failed");
+	erased = (int64) SPI_processed;
+	ChatstoreFinish(&call);
+	PG_RETURN_INT64(erased);
 }

@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #if PG_VERSION_NUM >= 160000
 #include "nodes/miscnodes.h"
 #endif
@@ -46,8 +47,8 @@ void		_PG_init(void);
  * Parse an interval setting without throwing: true and *result when the text
  * is a valid interval.  GUC check hooks must not raise errors.
  */
-static bool
-ParseIntervalNoError(const char *text, Interval *result)
+bool
+ChatstoreParseInterval(const char *text, Interval *result)
 {
 #if PG_VERSION_NUM >= 160000
 	ErrorSaveContext escontext = {T_ErrorSaveContext};
@@ -82,6 +83,19 @@ ParseIntervalNoError(const char *text, Interval *result)
 }
 
 /*
+ * Is an interval below zero, as interval comparison sees it ('1 day -1 hour'
+ * is not)?
+ */
+bool
+ChatstoreIntervalIsNegative(Interval *iv)
+{
+	Interval	zero = {0};
+
+	return DatumGetBool(DirectFunctionCall2(interval_lt, IntervalPGetDatum(iv),
+											IntervalPGetDatum(&zero)));
+}
+
+/*
  * Check hook of chatstore.archive_after: a non-negative interval.
  */
 static bool
@@ -89,12 +103,12 @@ CheckArchiveAfter(char **newval, void **extra, GucSource source)
 {
 	Interval	iv;
 
-	if (*newval == NULL || !ParseIntervalNoError(*newval, &iv))
+	if (*newval == NULL || !ChatstoreParseInterval(*newval, &iv))
 	{
 		GUC_check_errdetail("chatstore.archive_after must be an interval, such as '90 days'.");
 		return false;
 	}
-	if (iv.month < 0 || iv.day < 0 || iv.time < 0)
+	if (ChatstoreIntervalIsNegative(&iv))
 	{
 		GUC_check_errdetail("chatstore.archive_after must not be negative.");
 		return false;
@@ -149,18 +163,22 @@ _PG_init(void)
 							   PGC_USERSET, 0,
 							   NULL, NULL, NULL);
 
+	ArchiveWorkerInit();
+
 	MarkGUCPrefixReserved("chatstore");
 }
 
 /*
  * Is the calling role an admin: a superuser, or a role that may execute
  * chatstore.archive() (what chatstore.grant_admin() grants)?  The calling
- * role is the outer one, not the owner a SECURITY DEFINER function runs as.
+ * role is the current user: chatstore's functions are not SECURITY DEFINER
+ * (see ChatstoreConnect), so inside someone else's SECURITY DEFINER function
+ * it is that function's owner, not the session's role.
  */
 bool
 ChatstoreCallerIsAdmin(void)
 {
-	Oid			role = GetOuterUserId();
+	Oid			role = GetUserId();
 	Oid			argtypes[2] = {INTERVALOID, INT4OID};
 	Oid			archive;
 
@@ -221,6 +239,49 @@ ChatstoreActorArg(Actor *actor, Datum *value, char *isnull)
 {
 	*value = actor->kind == ACTOR_USER ? PointerGetDatum(actor->user_id) : (Datum) 0;
 	*isnull = actor->kind == ACTOR_USER ? ' ' : 'n';
+}
+
+/*
+ * Connect to SPI to work on the tables as the owner of the called function
+ * (the extension's owner), with search_path pinned to pg_catalog.
+ *
+ * This is what SECURITY DEFINER would do, but done after the function has
+ * looked at who called it: a SECURITY DEFINER function could not tell the
+ * role that called it from the session's role, so code of an app role run
+ * by an admin would be taken for the admin.  The user id and the setting
+ * are put back by ChatstoreFinish, or by transaction abort on error.
+ */
+void
+ChatstoreConnect(FunctionCallInfo fcinfo, ChatstoreCall *call)
+{
+	HeapTuple	proctup;
+	Oid			owner;
+
+	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	if (!HeapTupleIsValid(proctup))
+		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+	owner = ((Form_pg_proc) GETSTRUCT(proctup))->proowner;
+	ReleaseSysCache(proctup);
+
+	GetUserIdAndSecContext(&call->save_userid, &call->save_sec_context);
+	SetUserIdAndSecContext(owner, call->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	call->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "chatstore: SPI_connect failed");
+}
+
+/*
+ * Disconnect from SPI and become the caller again.
+ */
+void
+ChatstoreFinish(ChatstoreCall *call)
+{
+	SPI_finish();
+	AtEOXact_GUC(true, call->save_nestlevel);
+	SetUserIdAndSecContext(call->save_userid, call->save_sec_context);
 }
 
 /*
@@ -322,11 +383,14 @@ ChatstoreConversationArchived(pg_uuid_t *id)
 /*
  * Look up a conversation's status as the actor sees it: CONV_MISSING (also
  * when it belongs to another user, or the actor sees nobody's),
- * CONV_ACTIVE or CONV_ARCHIVED.  With lock, the row is locked FOR UPDATE, so
- * the status stays true until the transaction ends.  Requires SPI.
+ * CONV_ACTIVE or CONV_ARCHIVED; *archived_at (when not NULL) gets its
+ * archive time, which names the archive partition holding its messages.
+ * With lock, the row is locked FOR UPDATE, so the answer stays true until
+ * the transaction ends.  Requires SPI.
  */
 char
-ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor)
+ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor,
+							TimestampTz *archived_at)
 {
 	static SPIPlanPtr plain = NULL;
 	static SPIPlanPtr locking = NULL;
@@ -334,7 +398,8 @@ ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor)
 	Datum		args[2];
 	char		nulls[2] = {' ', ' '};
 	SPIPlanPtr	plan;
-	char	   *status;
+	bool		isnull;
+	Datum		at;
 	int			rc;
 
 	if (actor->kind == ACTOR_NOBODY)
@@ -343,14 +408,14 @@ ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor)
 	ChatstoreActorArg(actor, &args[1], &nulls[1]);
 	if (lock)
 		plan = ChatstorePlan(&locking,
-							 "SELECT status FROM chatstore.conversation"
+							 "SELECT archived_at FROM chatstore.conversation"
 							 " WHERE id OPERATOR(pg_catalog.=) $1"
 							 "   AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.=) $2)"
 							 " FOR UPDATE",
 							 2, argtypes);
 	else
 		plan = ChatstorePlan(&plain,
-							 "SELECT status FROM chatstore.conversation"
+							 "SELECT archived_at FROM chatstore.conversation"
 							 " WHERE id OPERATOR(pg_catalog.=) $1"
 							 "   AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.=) $2)",
 							 2, argtypes);
@@ -361,8 +426,11 @@ ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor)
 			 SPI_result_code_string(rc));
 	if (SPI_processed == 0)
 		return CONV_MISSING;
-	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	return strcmp(status, "archived") == 0 ? CONV_ARCHIVED : CONV_ACTIVE;
+	/* archived_at is set exactly when the status is archived (a CHECK says so) */
+	at = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (archived_at != NULL)
+		*archived_at = isnull ? 0 : DatumGetTimestampTz(at);
+	return isnull ? CONV_ACTIVE : CONV_ARCHIVED;
 }
 
 /*

@@ -26,6 +26,9 @@
 #define CHATSTORE_ROLE_ASSISTANT	"assistant"
 #define CHATSTORE_ROLE_TOOL			"tool"
 
+/* Longest user id and idempotency key, in bytes. */
+#define CHATSTORE_MAX_ID_BYTES		255
+
 /* Bounds of the max_messages / max_results arguments. */
 #define CHATSTORE_MAX_WINDOW		10000
 
@@ -59,6 +62,7 @@ extern int	chatstore_max_user_message_chars;
 extern int	chatstore_max_metadata_bytes;
 extern char *chatstore_archive_after;
 extern char *chatstore_user_id;
+extern int	chatstore_archive_batch_size;
 
 /*
  * Whom a call acts for.  With chatstore.user_id set, every function acts only
@@ -78,7 +82,19 @@ typedef struct Actor
 	text	   *user_id;		/* ACTOR_USER only */
 } Actor;
 
+/* What ChatstoreConnect changed, for ChatstoreFinish to put back. */
+typedef struct ChatstoreCall
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} ChatstoreCall;
+
 /* chatstore.c: shared helpers */
+extern bool ChatstoreParseInterval(const char *text, Interval *result);
+extern bool ChatstoreIntervalIsNegative(Interval *iv);
+extern void ChatstoreConnect(FunctionCallInfo fcinfo, ChatstoreCall *call);
+extern void ChatstoreFinish(ChatstoreCall *call);
 extern SPIPlanPtr ChatstorePlan(SPIPlanPtr *cache, const char *query,
 								int nargs, const Oid *argtypes);
 extern void ChatstoreRequireArg(FunctionCallInfo fcinfo, int argno,
@@ -91,7 +107,8 @@ extern void ChatstoreGetActor(Actor *actor);
 extern bool ChatstoreCallerIsAdmin(void);
 extern bool ChatstoreActorIs(Actor *actor, text *user_id);
 extern void ChatstoreActorArg(Actor *actor, Datum *value, char *isnull);
-extern char ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor);
+extern char ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor,
+										TimestampTz *archived_at);
 extern void ChatstoreInitSRF(FunctionCallInfo fcinfo);
 extern void ChatstorePutValues(FunctionCallInfo fcinfo, Datum *values,
 							   bool *nulls, int nvalues);
@@ -107,6 +124,16 @@ extern char *ChatstoreUuidText(pg_uuid_t *id);
 #define CONV_MISSING	'\0'
 #define CONV_ACTIVE		'a'
 #define CONV_ARCHIVED	'r'
+
+/* archive.c: the archiver's steps, also run by the background worker */
+extern int64 ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages);
+extern int64 PurgeArchived(TimestampTz cutoff, Actor *actor, int64 *messages);
+extern TimestampTz ChatstoreIntervalAgo(const char *setting_name, const char *setting,
+										Interval *iv, const char *argname);
+
+/* worker.c */
+extern char *chatstore_purge_after;
+extern void ArchiveWorkerInit(void);
 
 /* tokens.c */
 extern int32 EstimateTokens(const char *text, int len);

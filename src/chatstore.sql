@@ -4,6 +4,20 @@
 
 \echo Use "CREATE EXTENSION chatstore" to load this file. \quit
 
+-- CREATE EXTENSION uses a schema chatstore that exists already: refuse one that a non-superuser prepared, whose
+-- owner could otherwise drop or replace what this script creates in it.
+DO $$
+BEGIN
+    IF NOT (SELECT r.rolsuper OR r.oid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+            FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+            WHERE n.nspname OPERATOR(pg_catalog.=) 'chatstore') THEN
+        RAISE EXCEPTION 'schema chatstore is owned by a role that is neither a superuser nor the user creating the extension'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Drop or rename that schema, then run CREATE EXTENSION chatstore again.';
+    END IF;
+END
+$$;
+
 --
 -- Tables
 --
@@ -23,7 +37,7 @@ CREATE TABLE chatstore.conversation (
     archived_at      timestamptz,
     CONSTRAINT conversation_pkey PRIMARY KEY (id),
     CONSTRAINT conversation_status_check
-        CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['active', 'archived']::text[])),
+        CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['active', 'archived']::pg_catalog.text[])),
     CONSTRAINT conversation_archived_at_check
         CHECK ((status OPERATOR(pg_catalog.=) 'archived') OPERATOR(pg_catalog.=) (archived_at IS NOT NULL)),
     CONSTRAINT conversation_metadata_check
@@ -41,6 +55,11 @@ CREATE INDEX conversation_user_activity_idx
 CREATE INDEX conversation_idle_idx
     ON chatstore.conversation (last_activity_at)
     WHERE status OPERATOR(pg_catalog.=) 'active';
+
+-- purge(): archived conversations archived the longest ago.
+CREATE INDEX conversation_archived_idx
+    ON chatstore.conversation (archived_at)
+    WHERE status OPERATOR(pg_catalog.=) 'archived';
 
 COMMENT ON TABLE chatstore.conversation IS
     'chatstore conversations: one row each, with counters kept by the chatstore functions';
@@ -60,7 +79,7 @@ CREATE TABLE chatstore.message (
     CONSTRAINT message_conversation_fkey FOREIGN KEY (conversation_id)
         REFERENCES chatstore.conversation (id),
     CONSTRAINT message_role_check
-        CHECK (role OPERATOR(pg_catalog.=) ANY (ARRAY['system', 'user', 'assistant', 'tool']::text[])),
+        CHECK (role OPERATOR(pg_catalog.=) ANY (ARRAY['system', 'user', 'assistant', 'tool']::pg_catalog.text[])),
     CONSTRAINT message_seq_check CHECK (seq OPERATOR(pg_catalog.>) 0),
     CONSTRAINT message_tokens_check CHECK (tokens OPERATOR(pg_catalog.>=) 0)
 );
@@ -73,6 +92,12 @@ CREATE UNIQUE INDEX message_idempotency_key_idx
 COMMENT ON TABLE chatstore.message IS
     'chatstore messages of active conversations, ordered by seq within a conversation';
 
+-- Archived messages, partitioned by archive month: chatstore creates a month's partition (a plain table named
+-- archived_message_YYYYMM, not a member of the extension) when it first archives in that month, and purge()
+-- drops whole months. Each partition has its own primary key (conversation_id, archived_at, seq); the parent has
+-- none, because pg_dump could not restore a partition whose key is attached to an index of the extension's.
+-- No foreign key: only archive() writes here, with the conversation locked, and a key would make every purge
+-- probe every month for every conversation it deletes.
 CREATE TABLE chatstore.archived_message (
     conversation_id  uuid        NOT NULL,
     seq              integer     NOT NULL,
@@ -84,18 +109,34 @@ CREATE TABLE chatstore.archived_message (
     tokens           integer     NOT NULL,
     created_at       timestamptz NOT NULL,
     idempotency_key  text,
-    CONSTRAINT archived_message_pkey PRIMARY KEY (conversation_id, seq),
-    CONSTRAINT archived_message_conversation_fkey FOREIGN KEY (conversation_id)
-        REFERENCES chatstore.conversation (id)
-);
+    archived_at      timestamptz NOT NULL
+) PARTITION BY RANGE (archived_at);
 
 COMMENT ON TABLE chatstore.archived_message IS
-    'chatstore messages of archived conversations, moved here whole by chatstore.archive()';
+    'chatstore messages of archived conversations, moved here whole by chatstore.archive(), one partition per archive month';
 
--- pg_dump keeps the rows of every table (the extension's own objects are recreated by CREATE EXTENSION).
+-- One row per run of the background archiver, the newest 1000 kept. Operational history, not chat data: pg_dump
+-- does not keep its rows.
+CREATE TABLE chatstore.archive_run (
+    id                      bigint      GENERATED ALWAYS AS IDENTITY,
+    database_name           name        NOT NULL,
+    started_at              timestamptz NOT NULL,
+    finished_at             timestamptz,
+    conversations_archived  bigint      NOT NULL DEFAULT 0,
+    messages_archived       bigint      NOT NULL DEFAULT 0,
+    conversations_purged    bigint      NOT NULL DEFAULT 0,
+    messages_purged         bigint      NOT NULL DEFAULT 0,
+    error                   text,
+    CONSTRAINT archive_run_pkey PRIMARY KEY (id)
+);
+
+COMMENT ON TABLE chatstore.archive_run IS
+    'one row per run of the chatstore archiver: when, what it moved and purged, and any error; the last 1000 are kept';
+
+-- pg_dump keeps the rows of every chat table (the extension's own objects are recreated by CREATE EXTENSION);
+-- the archive's month partitions are ordinary tables, which pg_dump keeps with their rows.
 SELECT pg_catalog.pg_extension_config_dump('chatstore.conversation', '');
 SELECT pg_catalog.pg_extension_config_dump('chatstore.message', '');
-SELECT pg_catalog.pg_extension_config_dump('chatstore.archived_message', '');
 
 --
 -- Functions
@@ -126,8 +167,7 @@ CREATE FUNCTION chatstore.create_conversation(
     model text DEFAULT NULL)
 RETURNS uuid
 AS 'MODULE_PATHNAME', 'chatstore_create_conversation'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.create_conversation(text, text, jsonb, text) IS
     'creates a conversation owned by user_id and returns its id';
@@ -135,8 +175,7 @@ COMMENT ON FUNCTION chatstore.create_conversation(text, text, jsonb, text) IS
 CREATE FUNCTION chatstore.get_conversation(conversation_id uuid)
 RETURNS chatstore.conversation
 AS 'MODULE_PATHNAME', 'chatstore_get_conversation'
-LANGUAGE C STABLE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C STABLE;
 
 COMMENT ON FUNCTION chatstore.get_conversation(uuid) IS
     'the conversation, or NULL when it does not exist';
@@ -148,8 +187,7 @@ CREATE FUNCTION chatstore.list_conversations(
     before uuid DEFAULT NULL)
 RETURNS SETOF chatstore.conversation
 AS 'MODULE_PATHNAME', 'chatstore_list_conversations'
-LANGUAGE C STABLE ROWS 50
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C STABLE ROWS 50;
 
 COMMENT ON FUNCTION chatstore.list_conversations(text, text, integer, uuid) IS
     'one page of a user''s conversations, most recent activity first; pass the last id of a page as before to get the next';
@@ -161,8 +199,7 @@ CREATE FUNCTION chatstore.update_conversation(
     model text DEFAULT NULL)
 RETURNS chatstore.conversation
 AS 'MODULE_PATHNAME', 'chatstore_update_conversation'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.update_conversation(uuid, text, jsonb, text) IS
     'changes title, model and metadata (merged key by key; a JSON null removes a key); NULL arguments leave fields as they are';
@@ -170,8 +207,7 @@ COMMENT ON FUNCTION chatstore.update_conversation(uuid, text, jsonb, text) IS
 CREATE FUNCTION chatstore.delete_conversation(conversation_id uuid)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'chatstore_delete_conversation'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.delete_conversation(uuid) IS
     'deletes a conversation with all its messages, live and archived';
@@ -188,8 +224,7 @@ CREATE FUNCTION chatstore.append(
     idempotency_key text DEFAULT NULL)
 RETURNS chatstore.message
 AS 'MODULE_PATHNAME', 'chatstore_append'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, text) IS
     'validates and stores one message at the end of a conversation and returns it';
@@ -197,8 +232,7 @@ COMMENT ON FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, tex
 CREATE FUNCTION chatstore.append_many(conversation_id uuid, messages jsonb)
 RETURNS SETOF chatstore.message
 AS 'MODULE_PATHNAME', 'chatstore_append_many'
-LANGUAGE C VOLATILE ROWS 10
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE ROWS 10;
 
 COMMENT ON FUNCTION chatstore.append_many(uuid, jsonb) IS
     'validates and stores a JSON array of chat-format messages, all or none, and returns them';
@@ -211,8 +245,7 @@ CREATE FUNCTION chatstore.history(
     before_seq integer DEFAULT NULL)
 RETURNS SETOF chatstore.message
 AS 'MODULE_PATHNAME', 'chatstore_history'
-LANGUAGE C STABLE ROWS 20
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C STABLE ROWS 20;
 
 COMMENT ON FUNCTION chatstore.history(uuid, integer, integer) IS
     'the newest max_messages messages (before before_seq when given), oldest first';
@@ -223,8 +256,7 @@ CREATE FUNCTION chatstore.context(
     max_messages integer DEFAULT NULL)
 RETURNS SETOF chatstore.message
 AS 'MODULE_PATHNAME', 'chatstore_context'
-LANGUAGE C STABLE ROWS 20
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C STABLE ROWS 20;
 
 COMMENT ON FUNCTION chatstore.context(uuid, integer, integer) IS
     'the leading system messages and the longest run of newest messages that fit max_tokens, oldest first';
@@ -235,8 +267,7 @@ CREATE FUNCTION chatstore.history_json(
     max_tokens integer DEFAULT NULL)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'chatstore_history_json'
-LANGUAGE C STABLE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C STABLE;
 
 COMMENT ON FUNCTION chatstore.history_json(uuid, integer, integer) IS
     'the history (or, with max_tokens, the context) as a chat-completion messages array';
@@ -248,8 +279,7 @@ CREATE FUNCTION chatstore.archive(
     max_conversations integer DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'chatstore_archive'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.archive(interval, integer) IS
     'archives active conversations idle longer than older_than (default chatstore.archive_after) and returns how many';
@@ -257,8 +287,7 @@ COMMENT ON FUNCTION chatstore.archive(interval, integer) IS
 CREATE FUNCTION chatstore.archive_conversation(conversation_id uuid)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'chatstore_archive_conversation'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.archive_conversation(uuid) IS
     'archives one conversation; false when it was archived already';
@@ -266,11 +295,26 @@ COMMENT ON FUNCTION chatstore.archive_conversation(uuid) IS
 CREATE FUNCTION chatstore.restore(conversation_id uuid)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'chatstore_restore'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.restore(uuid) IS
     'makes an archived conversation active again; false when it was active already';
+
+CREATE FUNCTION chatstore.purge(archived_before interval)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'chatstore_purge'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.purge(interval) IS
+    'deletes the conversations archived longer ago than archived_before, with their messages, and returns how many';
+
+CREATE FUNCTION chatstore.erase_user(user_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'chatstore_erase_user'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.erase_user(text) IS
+    'deletes every conversation of one user, live and archived, with their messages, and returns how many';
 
 -- Other
 
@@ -283,8 +327,7 @@ CREATE FUNCTION chatstore.stats(
     OUT avg_messages_per_conversation numeric)
 RETURNS record
 AS 'MODULE_PATHNAME', 'chatstore_stats'
-LANGUAGE C STABLE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C STABLE;
 
 COMMENT ON FUNCTION chatstore.stats() IS
     'counts of conversations and messages, live and archived';
@@ -302,8 +345,7 @@ COMMENT ON FUNCTION chatstore.is_admin() IS
 CREATE FUNCTION chatstore.grant_app(role regrole)
 RETURNS void
 AS 'MODULE_PATHNAME', 'chatstore_grant_app'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.grant_app(regrole) IS
     'lets a role use the chatstore API and read its own users'' rows, but not write the tables';
@@ -311,8 +353,7 @@ COMMENT ON FUNCTION chatstore.grant_app(regrole) IS
 CREATE FUNCTION chatstore.grant_admin(role regrole)
 RETURNS void
 AS 'MODULE_PATHNAME', 'chatstore_grant_admin'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.grant_admin(regrole) IS
     'what grant_app grants, plus archiving in bulk, stats and reading every user''s rows';
@@ -320,8 +361,7 @@ COMMENT ON FUNCTION chatstore.grant_admin(regrole) IS
 CREATE FUNCTION chatstore.revoke(role regrole)
 RETURNS void
 AS 'MODULE_PATHNAME', 'chatstore_revoke'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.revoke(regrole) IS
     'takes back what grant_app and grant_admin gave a role';

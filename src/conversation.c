@@ -24,7 +24,8 @@ PG_FUNCTION_INFO_V1(chatstore_update_conversation);
 PG_FUNCTION_INFO_V1(chatstore_delete_conversation);
 
 /*
- * Raise 22023 when a text argument that names something is empty.
+ * Raise 22023 when a text argument that names something is empty, 22001
+ * when it is longer than an identifier may be.
  */
 static void
 RequireNonEmpty(text *value, const char *argname)
@@ -34,6 +35,12 @@ RequireNonEmpty(text *value, const char *argname)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be empty", argname),
 				 errdetail("Pass the application's identifier for %s.", argname)));
+	if (VARSIZE_ANY_EXHDR(value) > CHATSTORE_MAX_ID_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s is too long", argname),
+				 errdetail("It has %d bytes; the limit is %d.",
+						   (int) VARSIZE_ANY_EXHDR(value), CHATSTORE_MAX_ID_BYTES)));
 }
 
 /*
@@ -45,6 +52,7 @@ RequireNonEmpty(text *value, const char *argname)
 Datum
 chatstore_create_conversation(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID};
 	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
@@ -84,7 +92,7 @@ chatstore_create_conversation(PG_FUNCTION_ARGS)
 	nulls[4] = PG_ARGISNULL(3) ? 'n' : ' ';
 	args[5] = TimestampTzGetDatum(now);
 
-	SPI_connect();
+	ChatstoreConnect(fcinfo, &call);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
 										"INSERT INTO chatstore.conversation"
 										" (id, user_id, title, metadata, model, created_at, last_activity_at)"
@@ -93,7 +101,7 @@ chatstore_create_conversation(PG_FUNCTION_ARGS)
 						  args, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "chatstore: conversation insert failed: %s", SPI_result_code_string(rc));
-	SPI_finish();
+	ChatstoreFinish(&call);
 
 	PG_RETURN_UUID_P(id);
 }
@@ -106,6 +114,7 @@ chatstore_create_conversation(PG_FUNCTION_ARGS)
 Datum
 chatstore_get_conversation(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[2] = {UUIDOID, TEXTOID};
 	MemoryContext callerctx = CurrentMemoryContext;
@@ -123,7 +132,7 @@ chatstore_get_conversation(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	ChatstoreActorArg(&actor, &args[1], &nulls[1]);
 
-	SPI_connect();
+	ChatstoreConnect(fcinfo, &call);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
 										"SELECT " CONVERSATION_COLUMNS
 										" FROM chatstore.conversation"
@@ -141,7 +150,7 @@ chatstore_get_conversation(PG_FUNCTION_ARGS)
 		result = ChatstoreRowFromSPI(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 		MemoryContextSwitchTo(spictx);
 	}
-	SPI_finish();
+	ChatstoreFinish(&call);
 
 	if (!found)
 		PG_RETURN_NULL();
@@ -160,6 +169,7 @@ chatstore_get_conversation(PG_FUNCTION_ARGS)
 Datum
 chatstore_list_conversations(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	static SPIPlanPtr one_status = NULL;
 	static SPIPlanPtr all_statuses = NULL;
 	static SPIPlanPtr position = NULL;
@@ -191,7 +201,7 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 	ChatstoreGetActor(&actor);
 	if (!ChatstoreActorIs(&actor, PG_GETARG_TEXT_PP(0)))
 		return (Datum) 0;		/* another user's conversations: none to see */
-	SPI_connect();
+	ChatstoreConnect(fcinfo, &call);
 
 	/* Where the page starts: above everything, or just below "before". */
 	memset(max_uuid.data, 0xFF, UUID_LEN);
@@ -254,7 +264,7 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 	for (uint64 i = 0; i < SPI_processed; i++)
 		ChatstorePutRow(fcinfo, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 
-	SPI_finish();
+	ChatstoreFinish(&call);
 	return (Datum) 0;
 }
 
@@ -270,6 +280,7 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 Datum
 chatstore_update_conversation(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[5] = {UUIDOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID};
 	MemoryContext callerctx = CurrentMemoryContext;
@@ -299,7 +310,7 @@ chatstore_update_conversation(PG_FUNCTION_ARGS)
 		ChatstoreConversationNotFound(PG_GETARG_UUID_P(0));
 	ChatstoreActorArg(&actor, &args[4], &nulls[4]);
 
-	SPI_connect();
+	ChatstoreConnect(fcinfo, &call);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
 										"UPDATE chatstore.conversation SET"
 										"  title = COALESCE($2, title),"
@@ -326,7 +337,7 @@ chatstore_update_conversation(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(callerctx);
 	result = ChatstoreRowFromSPI(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
-	SPI_finish();
+	ChatstoreFinish(&call);
 	PG_RETURN_DATUM(result);
 }
 
@@ -340,33 +351,41 @@ chatstore_update_conversation(PG_FUNCTION_ARGS)
 Datum
 chatstore_delete_conversation(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	static SPIPlanPtr del_messages = NULL;
 	static SPIPlanPtr del_archived = NULL;
 	static SPIPlanPtr del_conversation = NULL;
-	static const Oid argtypes[1] = {UUIDOID};
+	static const Oid argtypes[2] = {UUIDOID, TIMESTAMPTZOID};
 	pg_uuid_t  *id;
-	Datum		args[1];
+	Datum		args[2];
 	Actor		actor;
+	TimestampTz archived_at;
+	char		status;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	id = PG_GETARG_UUID_P(0);
 	args[0] = UUIDPGetDatum(id);
 	ChatstoreGetActor(&actor);
 
-	SPI_connect();
-	if (ChatstoreConversationStatus(id, true, &actor) == CONV_MISSING)
+	ChatstoreConnect(fcinfo, &call);
+	status = ChatstoreConversationStatus(id, true, &actor, &archived_at);
+	if (status == CONV_MISSING)
 		ChatstoreConversationNotFound(id);
+	args[1] = TimestampTzGetDatum(archived_at);
 
-	if (SPI_execute_plan(ChatstorePlan(&del_messages,
-									   "DELETE FROM chatstore.message"
-									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1",
-									   1, argtypes),
-						 args, NULL, false, 0) != SPI_OK_DELETE ||
-		SPI_execute_plan(ChatstorePlan(&del_archived,
-									   "DELETE FROM chatstore.archived_message"
-									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1",
-									   1, argtypes),
-						 args, NULL, false, 0) != SPI_OK_DELETE ||
+	if ((status == CONV_ACTIVE &&
+		 SPI_execute_plan(ChatstorePlan(&del_messages,
+										"DELETE FROM chatstore.message"
+										" WHERE conversation_id OPERATOR(pg_catalog.=) $1",
+										1, argtypes),
+						  args, NULL, false, 0) != SPI_OK_DELETE) ||
+		(status == CONV_ARCHIVED &&
+		 SPI_execute_plan(ChatstorePlan(&del_archived,
+										"DELETE FROM chatstore.archived_message"
+										" WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+										"   AND archived_at OPERATOR(pg_catalog.=) $2",
+										2, argtypes),
+						  args, NULL, false, 0) != SPI_OK_DELETE) ||
 		SPI_execute_plan(ChatstorePlan(&del_conversation,
 									   "DELETE FROM chatstore.conversation"
 									   " WHERE id OPERATOR(pg_catalog.=) $1",
@@ -374,6 +393,6 @@ chatstore_delete_conversation(PG_FUNCTION_ARGS)
 						 args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "chatstore: conversation delete failed");
 
-	SPI_finish();
+	ChatstoreFinish(&call);
 	PG_RETURN_BOOL(true);
 }

@@ -63,13 +63,14 @@ WindowAdd(Window *w, HeapTuple row, TupleDesc desc)
 }
 
 /*
- * Which table to read for a conversation that is known to exist, raising
- * P0002 when it does not.
+ * Which table holds a conversation's messages, raising P0002 when the
+ * conversation does not exist (for the actor); for an archived one,
+ * *archived_at names its archive partition.
  */
 static MessageTable
-TableOf(pg_uuid_t *conversation_id, Actor *actor)
+TableOf(pg_uuid_t *conversation_id, Actor *actor, TimestampTz *archived_at)
 {
-	switch (ChatstoreConversationStatus(conversation_id, false, actor))
+	switch (ChatstoreConversationStatus(conversation_id, false, actor, archived_at))
 	{
 		case CONV_MISSING:
 			ChatstoreConversationNotFound(conversation_id);
@@ -85,8 +86,8 @@ TableOf(pg_uuid_t *conversation_id, Actor *actor)
  * seq < before_seq.
  */
 static void
-ReadNewest(MessageTable table, pg_uuid_t *conversation_id, int32 max_messages,
-		   int64 before_seq)
+ReadNewest(MessageTable table, pg_uuid_t *conversation_id, TimestampTz archived_at,
+		   int32 max_messages, int64 before_seq)
 {
 	static SPIPlanPtr plans[2] = {NULL, NULL};
 	static const char *const queries[2] = {
@@ -94,15 +95,17 @@ ReadNewest(MessageTable table, pg_uuid_t *conversation_id, int32 max_messages,
 		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.<) $2"
 		" ORDER BY seq DESC LIMIT $3",
 		"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
-		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.<) $2"
+		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND archived_at OPERATOR(pg_catalog.=) $4"
+		"   AND seq OPERATOR(pg_catalog.<) $2"
 		" ORDER BY seq DESC LIMIT $3"
 	};
-	static const Oid argtypes[3] = {UUIDOID, INT8OID, INT4OID};
-	Datum		args[3] = {UUIDPGetDatum(conversation_id), Int64GetDatum(before_seq),
-	Int32GetDatum(max_messages)};
+	static const Oid argtypes[4] = {UUIDOID, INT8OID, INT4OID, TIMESTAMPTZOID};
+	Datum		args[4] = {UUIDPGetDatum(conversation_id), Int64GetDatum(before_seq),
+	Int32GetDatum(max_messages), TimestampTzGetDatum(archived_at)};
 	int			rc;
 
-	rc = SPI_execute_plan(ChatstorePlan(&plans[table], queries[table], 3, argtypes),
+	rc = SPI_execute_plan(ChatstorePlan(&plans[table], queries[table], table == LIVE_TABLE ? 3 : 4,
+										argtypes),
 						  args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: history read failed: %s", SPI_result_code_string(rc));
@@ -120,15 +123,16 @@ HistoryWindow(pg_uuid_t *conversation_id, int32 max_messages, int64 before_seq,
 			  Actor *actor, Window *w)
 {
 	MessageTable table = LIVE_TABLE;
+	TimestampTz archived_at = 0;
 
 	if (actor->kind != ACTOR_ADMIN)
-		table = TableOf(conversation_id, actor);
-	ReadNewest(table, conversation_id, max_messages, before_seq);
+		table = TableOf(conversation_id, actor, &archived_at);
+	ReadNewest(table, conversation_id, archived_at, max_messages, before_seq);
 	if (SPI_processed == 0 && actor->kind == ACTOR_ADMIN)
 	{
-		if (TableOf(conversation_id, actor) == LIVE_TABLE)
+		if (TableOf(conversation_id, actor, &archived_at) == LIVE_TABLE)
 			return;				/* an active conversation with no such messages */
-		ReadNewest(ARCHIVE_TABLE, conversation_id, max_messages, before_seq);
+		ReadNewest(ARCHIVE_TABLE, conversation_id, archived_at, max_messages, before_seq);
 	}
 
 	for (int64 i = (int64) SPI_processed - 1; i >= 0; i--)
@@ -174,19 +178,23 @@ ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
 		"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
 		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 ORDER BY seq",
 		"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
-		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 ORDER BY seq"
+		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND archived_at OPERATOR(pg_catalog.=) $3"
+		" ORDER BY seq"
 	};
 	static const char *const newest_queries[2] = {
 		"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
 		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.>) $2"
 		" ORDER BY seq DESC",
 		"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
-		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.>) $2"
+		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND archived_at OPERATOR(pg_catalog.=) $3"
+		"   AND seq OPERATOR(pg_catalog.>) $2"
 		" ORDER BY seq DESC"
 	};
-	static const Oid argtypes[2] = {UUIDOID, INT4OID};
-	MessageTable table = TableOf(conversation_id, actor);
-	Datum		args[2] = {UUIDPGetDatum(conversation_id), Int32GetDatum(0)};
+	static const Oid argtypes[3] = {UUIDOID, INT4OID, TIMESTAMPTZOID};
+	TimestampTz archived_at = 0;
+	MessageTable table = TableOf(conversation_id, actor, &archived_at);
+	Datum		args[3] = {UUIDPGetDatum(conversation_id), Int32GetDatum(0),
+	TimestampTzGetDatum(archived_at)};
 	Portal		portal;
 	int64		used = 0;
 	int32		last_system_seq = 0;
@@ -196,7 +204,7 @@ ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
 
 	/* leading system messages */
 	portal = SPI_cursor_open(NULL,
-							 ChatstorePlan(&oldest_plans[table], oldest_queries[table], 1, argtypes),
+							 ChatstorePlan(&oldest_plans[table], oldest_queries[table], 3, argtypes),
 							 args, NULL, true);
 	while (!done)
 	{
@@ -232,7 +240,7 @@ ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
 	/* the newest run that fits what is left */
 	args[1] = Int32GetDatum(last_system_seq);
 	portal = SPI_cursor_open(NULL,
-							 ChatstorePlan(&newest_plans[table], newest_queries[table], 2, argtypes),
+							 ChatstorePlan(&newest_plans[table], newest_queries[table], 3, argtypes),
 							 args, NULL, true);
 	done = false;
 	while (!done)
@@ -298,6 +306,7 @@ ReturnWindow(FunctionCallInfo fcinfo, Window *w)
 Datum
 chatstore_history(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	pg_uuid_t  *conversation_id = WindowArgs(fcinfo);
 	int32		max_messages;
 	int64		before_seq = (int64) PG_INT32_MAX + 1;
@@ -312,10 +321,10 @@ chatstore_history(PG_FUNCTION_ARGS)
 
 	ChatstoreInitSRF(fcinfo);
 	ChatstoreGetActor(&actor);
-	SPI_connect();
+	ChatstoreConnect(fcinfo, &call);
 	HistoryWindow(conversation_id, max_messages, before_seq, &actor, &w);
 	ReturnWindow(fcinfo, &w);
-	SPI_finish();
+	ChatstoreFinish(&call);
 	return (Datum) 0;
 }
 
@@ -326,6 +335,7 @@ chatstore_history(PG_FUNCTION_ARGS)
 Datum
 chatstore_context(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	pg_uuid_t  *conversation_id = WindowArgs(fcinfo);
 	int32		max_tokens;
 	int32		max_messages = CHATSTORE_MAX_WINDOW;
@@ -343,10 +353,10 @@ chatstore_context(PG_FUNCTION_ARGS)
 
 	ChatstoreInitSRF(fcinfo);
 	ChatstoreGetActor(&actor);
-	SPI_connect();
+	ChatstoreConnect(fcinfo, &call);
 	ContextWindow(conversation_id, max_tokens, max_messages, &actor, &w);
 	ReturnWindow(fcinfo, &w);
-	SPI_finish();
+	ChatstoreFinish(&call);
 	return (Datum) 0;
 }
 
@@ -434,6 +444,7 @@ WindowToJson(Window *w)
 Datum
 chatstore_history_json(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	MemoryContext callerctx = CurrentMemoryContext;
 	pg_uuid_t  *conversation_id = WindowArgs(fcinfo);
 	int32		max_messages;
@@ -448,13 +459,13 @@ chatstore_history_json(PG_FUNCTION_ARGS)
 		CheckMaxTokens(PG_GETARG_INT32(2));
 
 	ChatstoreGetActor(&actor);
-	SPI_connect();
+	ChatstoreConnect(fcinfo, &call);
 	if (PG_ARGISNULL(2))
 		HistoryWindow(conversation_id, max_messages, (int64) PG_INT32_MAX + 1, &actor, &w);
 	else
 		ContextWindow(conversation_id, PG_GETARG_INT32(2), max_messages, &actor, &w);
 	MemoryContextSwitchTo(callerctx);
 	result = WindowToJson(&w);
-	SPI_finish();
+	ChatstoreFinish(&call);
 	PG_RETURN_JSONB_P(result);
 }

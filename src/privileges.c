@@ -6,10 +6,11 @@
  * schema, execute the conversation, message and history functions, and
  * read the tables (row-level security shows it only the rows of the user
  * named by chatstore.user_id); it cannot write the tables, which change only
- * through the functions.  An *admin* role may also archive in bulk and read
- * every user's rows.  Roles are cluster-wide and not the extension's, so
- * these functions grant to roles the caller names, in the current database;
- * the grants are ordinary ACLs that pg_dump keeps.
+ * through the functions.  An *admin* role may also archive in bulk, purge,
+ * erase a user, see stats and chatstore.archive_run, and read every user's
+ * rows.  Roles are cluster-wide and not the extension's, so these functions
+ * grant to roles the caller names, in the current database; the grants are
+ * ordinary ACLs that pg_dump keeps.
  */
 #include "postgres.h"
 
@@ -43,7 +44,8 @@ static const char *const app_functions =
 
 /* The functions only an admin role may execute, in addition. */
 static const char *const admin_functions =
-"chatstore.archive(interval, integer), chatstore.stats()";
+"chatstore.archive(interval, integer), chatstore.purge(interval), chatstore.erase_user(text),"
+" chatstore.stats()";
 
 /* The tables both levels may read (row-level security filters them). */
 static const char *const tables =
@@ -72,9 +74,10 @@ RoleArg(FunctionCallInfo fcinfo)
  * Run privilege statements, each a format with one %s for the role.
  */
 static void
-RunGrants(const char *role, const char *const *statements, int n)
+RunGrants(FunctionCallInfo fcinfo, const char *role, const char *const *statements, int n)
 {
-	SPI_connect();
+	ChatstoreCall call;
+	ChatstoreConnect(fcinfo, &call);
 	for (int i = 0; i < n; i++)
 	{
 		StringInfoData sql;
@@ -84,7 +87,7 @@ RunGrants(const char *role, const char *const *statements, int n)
 		if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "chatstore: \"%s\" failed", sql.data);
 	}
-	SPI_finish();
+	ChatstoreFinish(&call);
 }
 
 /*
@@ -100,7 +103,7 @@ chatstore_grant_app(PG_FUNCTION_ARGS)
 		psprintf("GRANT SELECT ON TABLE %s TO %%s", tables)
 	};
 
-	RunGrants(role, statements, lengthof(statements));
+	RunGrants(fcinfo, role, statements, lengthof(statements));
 	PG_RETURN_VOID();
 }
 
@@ -113,13 +116,14 @@ Datum
 chatstore_grant_admin(PG_FUNCTION_ARGS)
 {
 	const char *role = RoleArg(fcinfo);
-	const char *statements[3] = {
+	const char *statements[4] = {
 		"GRANT USAGE ON SCHEMA chatstore TO %s",
 		psprintf("GRANT EXECUTE ON FUNCTION %s, %s TO %%s", app_functions, admin_functions),
-		psprintf("GRANT SELECT ON TABLE %s TO %%s", tables)
+		psprintf("GRANT SELECT ON TABLE %s TO %%s", tables),
+		"GRANT SELECT ON TABLE chatstore.archive_run TO %s"
 	};
 
-	RunGrants(role, statements, lengthof(statements));
+	RunGrants(fcinfo, role, statements, lengthof(statements));
 	PG_RETURN_VOID();
 }
 
@@ -134,11 +138,11 @@ chatstore_revoke(PG_FUNCTION_ARGS)
 	const char *role = RoleArg(fcinfo);
 	const char *statements[3] = {
 		psprintf("REVOKE ALL ON FUNCTION %s, %s FROM %%s", app_functions, admin_functions),
-		psprintf("REVOKE ALL ON TABLE %s FROM %%s", tables),
+		psprintf("REVOKE ALL ON TABLE %s, chatstore.archive_run FROM %%s", tables),
 		"REVOKE ALL ON SCHEMA chatstore FROM %s"
 	};
 
-	RunGrants(role, statements, lengthof(statements));
+	RunGrants(fcinfo, role, statements, lengthof(statements));
 	PG_RETURN_VOID();
 }
 

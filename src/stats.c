@@ -28,6 +28,7 @@ PG_FUNCTION_INFO_V1(chatstore_stats);
 Datum
 chatstore_stats(PG_FUNCTION_ARGS)
 {
+	ChatstoreCall call;
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[2] = {TEXTOID, BOOLOID};
 	MemoryContext callerctx = CurrentMemoryContext;
@@ -40,7 +41,7 @@ chatstore_stats(PG_FUNCTION_ARGS)
 	ChatstoreActorArg(&actor, &args[0], &nulls[0]);
 	args[1] = BoolGetDatum(actor.kind == ACTOR_NOBODY);
 
-	SPI_connect();
+	ChatstoreConnect(fcinfo, &call);
 	if (SPI_execute_plan(ChatstorePlan(&plan,
 									   "SELECT pg_catalog.count(*),"
 									   "  pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) 'active'),"
@@ -48,7 +49,7 @@ chatstore_stats(PG_FUNCTION_ARGS)
 									   "  COALESCE(pg_catalog.sum(message_count) FILTER (WHERE status OPERATOR(pg_catalog.=) 'active'), 0)::pg_catalog.int8,"
 									   "  COALESCE(pg_catalog.sum(message_count) FILTER (WHERE status OPERATOR(pg_catalog.=) 'archived'), 0)::pg_catalog.int8,"
 									   "  COALESCE(pg_catalog.round(pg_catalog.sum(message_count)::pg_catalog.numeric"
-									   "    OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(*), 0), 2), 0.00)"
+									   "    OPERATOR(pg_catalog./) GREATEST(pg_catalog.count(*), 1), 2), 0.00)"
 									   " FROM chatstore.conversation"
 									   " WHERE NOT $2 AND ($1 IS NULL OR user_id OPERATOR(pg_catalog.=) $1)",
 									   2, argtypes),
@@ -56,6 +57,6 @@ chatstore_stats(PG_FUNCTION_ARGS)
 		elog(ERROR, "chatstore: stats query failed");
 	MemoryContextSwitchTo(callerctx);
 	result = ChatstoreRowFromSPI(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
-	SPI_finish();
+	ChatstoreFinish(&call);
 	PG_RETURN_DATUM(result);
 }
