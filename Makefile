@@ -22,6 +22,10 @@ REGRESS      = conversation append history archive privileges search_path stats
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 
 # PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.
+# isolation specs, in test/specs and test/expected
+ISOLATION    = append-append idempotency-race append-archive archive-archive restore-append purge-restore
+ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=chatstore
+
 PG_CONFIG   ?= $(shell command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)
 PG_CFLAGS   += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers $(CHATSTORE_CFLAGS)
 

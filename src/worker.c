@@ -20,7 +20,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -58,6 +64,9 @@ char	   *chatstore_database_names = NULL;
 
 /* Advisory lock key that lets one archiver run per database ("chat", 2). */
 #define ARCHIVER_LOCK_KEY		((INT64CONST(0x63686174) << 32) | 2)
+
+/* The archiver's database, for its log lines (catalogs need a transaction). */
+static char archiver_dbname[NAMEDATALEN];
 
 /* One archiver the launcher started. */
 typedef struct Archiver
@@ -145,6 +154,40 @@ ArchiveWorkerInit(void)
 }
 
 /*
+ * The OID of a database, or InvalidOid when there is none of that name.
+ * The launcher is connected to no database, so it reads pg_database with a
+ * plain heap scan (as the autovacuum launcher does): index scans need the
+ * relation cache of a database.
+ */
+static Oid
+DatabaseOid(const char *dbname)
+{
+	Oid			dboid = InvalidOid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
+
+		if (strcmp(NameStr(db->datname), dbname) == 0)
+		{
+			dboid = db->oid;
+			break;
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dboid;
+}
+
+/*
  * Start an archiver for one database; NULL when no worker slot is free
  * (the launcher tries again on its next round).
  */
@@ -221,9 +264,7 @@ ReconcileArchivers(List **archivers, List **warned)
 			GetBackgroundWorkerPid(found->handle, &pid) != BGWH_STOPPED)
 			continue;			/* running, or about to */
 
-		StartTransactionCommand();
-		dboid = get_database_oid(dbname, true);
-		CommitTransactionCommand();
+		dboid = DatabaseOid(dbname);
 		if (!OidIsValid(dboid))
 		{
 			bool		said = false;
@@ -289,6 +330,29 @@ chatstore_launcher_main(Datum main_arg)
 }
 
 /*
+ * Start a transaction with a snapshot and an SPI connection.  The statement
+ * start time is set first, as a backend sets it for each query: now() and
+ * the archiver's cutoffs come from it.
+ */
+static void
+BeginWork(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/* Commit what BeginWork started. */
+static void
+EndWork(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
  * Record a run in chatstore.archive_run, keeping the newest rows only, and
  * log it in one line.
  */
@@ -311,9 +375,7 @@ RecordRun(TimestampTz started, int64 archived, int64 archived_messages,
 	args[6] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	nulls[6] = error ? ' ' : 'n';
 
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	BeginWork();
 	if (SPI_execute_with_args("INSERT INTO chatstore.archive_run (database_name, started_at, finished_at,"
 							  "  conversations_archived, messages_archived, conversations_purged, messages_purged, error)"
 							  " VALUES (pg_catalog.current_database(), $1, $2, $3, $4, $5, $6, $7)",
@@ -322,13 +384,11 @@ RecordRun(TimestampTz started, int64 archived, int64 archived_messages,
 					" ((SELECT pg_catalog.max(id) FROM chatstore.archive_run) OPERATOR(pg_catalog.-) "
 					CppAsString2(ARCHIVE_RUN_KEEP) ")", false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "chatstore: could not record the archiver run");
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	EndWork();
 
 	ereport(LOG,
 			(errmsg("chatstore archiver in database \"%s\": archived %lld conversations (%lld messages), purged %lld conversations (%lld messages) in %ld ms%s%s",
-					get_database_name(MyDatabaseId),
+					archiver_dbname,
 					(long long) archived, (long long) archived_messages,
 					(long long) purged, (long long) purged_messages,
 					(long) ((finished - started) / 1000),
@@ -359,32 +419,24 @@ ArchiverRun(void)
 			int64		n;
 
 			CHECK_FOR_INTERRUPTS();
-			StartTransactionCommand();
-			SPI_connect();
-			PushActiveSnapshot(GetTransactionSnapshot());
+			BeginWork();
 			pgstat_report_activity(STATE_RUNNING, "chatstore: archiving a batch");
 			n = ArchiveIdle(ChatstoreIntervalAgo("chatstore.archive_after", chatstore_archive_after, NULL,
 												 "chatstore.archive_after"),
 							chatstore_archive_batch_size, &everyone, &archived_messages);
-			SPI_finish();
-			PopActiveSnapshot();
-			CommitTransactionCommand();
+			EndWork();
 			archived += n;
 			if (n < chatstore_archive_batch_size)
 				break;
 		}
 		if (chatstore_purge_after != NULL && chatstore_purge_after[0] != '\0')
 		{
-			StartTransactionCommand();
-			SPI_connect();
-			PushActiveSnapshot(GetTransactionSnapshot());
+			BeginWork();
 			pgstat_report_activity(STATE_RUNNING, "chatstore: purging");
 			purged = PurgeArchived(ChatstoreIntervalAgo("chatstore.purge_after", chatstore_purge_after, NULL,
 												   "chatstore.purge_after"),
 								   &everyone, &purged_messages);
-			SPI_finish();
-			PopActiveSnapshot();
-			CommitTransactionCommand();
+			EndWork();
 		}
 	}
 	PG_CATCH();
@@ -411,6 +463,7 @@ ExtensionExists(void)
 {
 	bool		exists;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	exists = OidIsValid(get_extension_oid("chatstore", true));
 	CommitTransactionCommand();
@@ -438,6 +491,7 @@ chatstore_archiver_main(Datum main_arg)
 	StartTransactionCommand();
 	locked = DatumGetBool(DirectFunctionCall1(pg_try_advisory_lock_int8,
 											  Int64GetDatum(ARCHIVER_LOCK_KEY)));
+	strlcpy(archiver_dbname, get_database_name(MyDatabaseId), NAMEDATALEN);
 	CommitTransactionCommand();
 	if (!locked)
 		proc_exit(0);
@@ -472,7 +526,7 @@ chatstore_archiver_main(Datum main_arg)
 					if (!said_missing)
 						ereport(LOG,
 								(errmsg("chatstore: extension chatstore is not created in database \"%s\"; the archiver waits",
-										get_database_name(MyDatabaseId))));
+										archiver_dbname)));
 					said_missing = true;
 				}
 				else

@@ -1,0 +1,116 @@
+-- pgTAP: retention. purge() deletes conversations archived before its cutoff, dropping the archive's month
+-- partitions that end by the cutoff whole and deleting row by row only in the month the cutoff falls in;
+-- erase_user() deletes one user's conversations, live and archived; partitions are made as needed.
+BEGIN;
+SELECT plan(33);
+
+-- month partitions: archive() creates this month's and next month's
+CREATE FUNCTION pg_temp.part(m timestamptz) RETURNS text LANGUAGE sql AS
+$$ SELECT 'archived_message_' || to_char(date_trunc('month', m AT TIME ZONE 'UTC'), 'YYYYMM') $$;
+CREATE FUNCTION pg_temp.partitions() RETURNS text[] LANGUAGE sql AS
+$$ SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname), '{}') FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+   WHERE i.inhparent = 'chatstore.archived_message'::regclass $$;
+-- a conversation with n messages, archived at time "at" (tests move time by hand: a past month's partition is made
+-- as chatstore makes them, and the rows are moved into it)
+CREATE FUNCTION pg_temp.archived(who text, n int, at timestamptz) RETURNS uuid LANGUAGE plpgsql AS $$
+DECLARE
+  c uuid := chatstore.create_conversation(who);
+  p text := pg_temp.part(at);
+  m timestamptz := date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+BEGIN
+  PERFORM chatstore.append(c, 'user', 'message ' || k) FROM generate_series(1, n) k;
+  PERFORM chatstore.archive_conversation(c);
+  IF to_regclass('chatstore.' || p) IS NULL THEN
+    EXECUTE format('CREATE TABLE chatstore.%I (LIKE chatstore.archived_message INCLUDING DEFAULTS INCLUDING CONSTRAINTS,'
+                   ' PRIMARY KEY (conversation_id, archived_at, seq))', p);
+    EXECUTE format('ALTER TABLE chatstore.archived_message ATTACH PARTITION chatstore.%I FOR VALUES FROM (%L) TO (%L)',
+                   p, m, m + interval '1 month');
+  END IF;
+  UPDATE chatstore.archived_message SET archived_at = at WHERE conversation_id = c;
+  UPDATE chatstore.conversation SET archived_at = at WHERE id = c;
+  RETURN c;
+END $$;
+
+SELECT is(pg_temp.partitions(), '{}', 'no partition before anything is archived');
+SELECT chatstore.create_conversation('nobody') AS idle \gset
+UPDATE chatstore.conversation SET last_activity_at = now() - interval '1 day' WHERE id = :'idle';
+SELECT is(chatstore.archive('1 hour'), 1::bigint, 'archive() archives');
+SELECT is(pg_temp.partitions(), ARRAY[pg_temp.part(now()), pg_temp.part(now() + interval '1 month')],
+          'and made the partitions of this month and the next');
+SELECT is(chatstore.restore(:'idle'), true, 'restore');
+
+-- archived conversations in four months: 4 months ago, 2 months ago (two, on either side of a cutoff), and now
+SELECT pg_temp.archived('alice', 3, date_trunc('month', now()) - interval '4 months' + interval '10 days') AS old1 \gset
+SELECT pg_temp.archived('bob', 5, date_trunc('month', now()) - interval '4 months' + interval '20 days') AS old2 \gset
+SELECT pg_temp.archived('alice', 2, date_trunc('month', now()) - interval '2 months' + interval '3 days') AS mid_early \gset
+SELECT pg_temp.archived('bob', 4, date_trunc('month', now()) - interval '2 months' + interval '25 days') AS mid_late \gset
+SELECT pg_temp.archived('alice', 6, now() - interval '1 minute') AS recent \gset
+SELECT chatstore.create_conversation('alice') AS live \gset
+SELECT count(*) FROM generate_series(1, 7) k, LATERAL chatstore.append(:'live', 'user', 'live ' || k) \g /dev/null
+SELECT is(array_length(pg_temp.partitions(), 1), 4, 'four month partitions');
+SELECT is((SELECT count(*) FROM chatstore.archived_message), 20::bigint, '20 archived messages');
+
+-- an archived conversation in a past month still reads and restores (its archived_at names the partition)
+SELECT is((SELECT array_agg(content ORDER BY seq) FROM chatstore.history(:'old1')), ARRAY['message 1', 'message 2', 'message 3'],
+          'history of a conversation archived 4 months ago');
+SELECT is((SELECT count(*) FROM chatstore.context(:'mid_late', 1000)), 4::bigint, 'context of one archived 2 months ago');
+
+-- purge with a cutoff in the middle of the month two months back
+SELECT (now() - (date_trunc('month', now()) - interval '2 months' + interval '14 days')) AS age \gset
+CREATE TEMP TABLE old_month AS SELECT pg_temp.part(date_trunc('month', now()) - interval '4 months') AS p;
+SELECT is(chatstore.purge(:'age'), 3::bigint, 'purge deletes the 3 conversations archived before the cutoff');
+SELECT ok(NOT (SELECT p FROM old_month) = ANY (pg_temp.partitions()), 'the month wholly before the cutoff is dropped whole');
+SELECT is(array_length(pg_temp.partitions(), 1), 3, 'the later months stay');
+SELECT is((SELECT count(*) FROM chatstore.conversation WHERE id IN (:'old1', :'old2', :'mid_early')), 0::bigint,
+          'purged conversations are gone');
+SELECT is((SELECT count(*) FROM chatstore.archived_message WHERE conversation_id IN (:'old1', :'old2', :'mid_early')), 0::bigint,
+          'with their messages');
+SELECT is((SELECT count(*) FROM chatstore.archived_message WHERE conversation_id = :'mid_late'), 4::bigint,
+          'the month of the cutoff keeps what was archived after it');
+SELECT is((SELECT count(*) FROM chatstore.archived_message WHERE conversation_id = :'recent'), 6::bigint,
+          'this month is untouched');
+SELECT is((SELECT count(*) FROM chatstore.message WHERE conversation_id = :'live'), 7::bigint, 'live conversations are untouched');
+SELECT is(chatstore.purge(:'age'), 0::bigint, 'purging again finds nothing');
+SELECT is(chatstore.restore(:'mid_late'), true, 'a conversation that survived a purge restores');
+SELECT is((SELECT count(*) FROM chatstore.message WHERE conversation_id = :'mid_late'), 4::bigint, 'with all its messages');
+
+-- purge acting for one user touches only that user's conversations
+SELECT pg_temp.archived('carol', 2, now() - interval '1 day') AS carol_conv \gset
+SELECT pg_temp.archived('dave', 2, now() - interval '1 day') AS dave_conv \gset
+SET LOCAL chatstore.user_id = 'carol';
+SELECT is(chatstore.purge('1 hour'), 1::bigint, 'acting for carol, purge deletes only carol''s');
+RESET chatstore.user_id;
+SELECT is((SELECT count(*) FROM chatstore.conversation WHERE id = :'dave_conv'), 1::bigint, 'dave''s stays');
+SELECT is(chatstore.purge('0'), 2::bigint, 'purge(''0'') deletes every archived conversation');
+SELECT is((SELECT count(*) FROM chatstore.archived_message), 0::bigint, 'the archive is empty');
+
+-- errors
+SELECT throws_ok($$SELECT chatstore.purge('-1 day')$$, '22023', 'archived_before must not be negative', 'negative age: 22023');
+SELECT throws_ok($$SELECT chatstore.purge(NULL)$$, '22004', 'archived_before must not be null', 'NULL: 22004');
+
+-- erase_user: every conversation of one user, live and archived, and nothing else
+SELECT chatstore.create_conversation('erin') AS e1 \gset
+SELECT count(*) FROM chatstore.append_many(:'e1', '[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]') \g /dev/null
+SELECT pg_temp.archived('erin', 3, now() - interval '1 minute') AS e2 \gset
+SELECT pg_temp.archived('erin', 2, date_trunc('month', now()) - interval '1 month' + interval '5 days') AS e3 \gset
+SELECT chatstore.create_conversation('frank') AS f1 \gset
+SELECT count(*) FROM chatstore.append_many(:'f1', '[{"role": "user", "content": "mine"}]') \g /dev/null
+SELECT is(chatstore.erase_user('erin'), 3::bigint, 'erase_user deletes the user''s 3 conversations');
+SELECT is((SELECT count(*) FROM chatstore.conversation WHERE user_id = 'erin'), 0::bigint, 'none left');
+SELECT is((SELECT count(*) FROM chatstore.message WHERE conversation_id IN (:'e1', :'e2', :'e3'))
+        + (SELECT count(*) FROM chatstore.archived_message WHERE conversation_id IN (:'e1', :'e2', :'e3')), 0::bigint,
+          'no message left, live or archived');
+SELECT is((SELECT count(*) FROM chatstore.history(:'f1')), 1::bigint, 'other users keep theirs');
+SELECT is(chatstore.erase_user('erin'), 0::bigint, 'erasing again finds nothing');
+SET LOCAL chatstore.user_id = 'frank';
+SELECT is(chatstore.erase_user('someone else'), 0::bigint, 'acting for one user, erase_user cannot reach another');
+RESET chatstore.user_id;
+SELECT throws_ok($$SELECT chatstore.erase_user(NULL)$$, '22004', 'user_id must not be null', 'NULL: 22004');
+
+-- DROP EXTENSION takes the partitions with it
+DROP EXTENSION chatstore;
+SELECT is((SELECT count(*) FROM pg_class WHERE relname LIKE 'archived_message%'), 0::bigint,
+          'DROP EXTENSION drops the archive and its partitions');
+
+SELECT * FROM finish();
+ROLLBACK;
