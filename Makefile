@@ -4,6 +4,7 @@
 #   make install    install into the PostgreSQL found by pg_config (root)
 #   make demo       install what is missing, build, install, run a short chat session on a throwaway server
 #   make test       the same set-up, then every test suite; ends with "N passed, N failed"
+#   make stress     make test with the long variants of the crash, fuzz and archiver tests
 #   make bench      benchmarks (long; never part of make test)
 
 EXTENSION    = chatstore
@@ -43,7 +44,7 @@ endif
 chatstore--$(EXTVERSION).sql: src/chatstore.sql chatstore.control
 	cp $< $@
 
-.PHONY: demo test bench setup
+.PHONY: demo test stress bench setup
 
 # Install missing system packages (as root, with apt-get), then build and install the extension.
 setup:
@@ -55,6 +56,10 @@ demo: setup
 test:
 	@CHATSTORE_CFLAGS=-DUSE_ASSERT_CHECKING test/setup
 	@test/with-server test/run-all
+
+stress:
+	@CHATSTORE_CFLAGS=-DUSE_ASSERT_CHECKING test/setup
+	@CHATSTORE_STRESS=1 test/with-server test/run-all
 
 bench: setup
 	@test/with-server -o fsync=on test/bench
