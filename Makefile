@@ -62,4 +62,4 @@ stress:
 	@CHATSTORE_STRESS=1 test/with-server test/run-all
 
 bench: setup
-	@test/with-server -o fsync=on test/bench
+	@test/with-server -o fsync=on -o shared_buffers=2GB -o max_wal_size=8GB test/bench/run

@@ -44,7 +44,7 @@ typedef enum MessageTable
 	ARCHIVE_TABLE = 1
 } MessageTable;
 
-/* First and later cursor fetch sizes of context(): small, then growing. */
+/* First and largest batch sizes of context(): small, then growing. */
 #define CONTEXT_FIRST_FETCH		8
 #define CONTEXT_MAX_FETCH		256
 
@@ -160,58 +160,81 @@ RowTokens(HeapTuple row, TupleDesc desc)
 }
 
 /*
+ * Read a batch of at most "limit" messages with after < seq < before, newest
+ * first or oldest first, from the table that holds the conversation.  Every
+ * batch is a LIMIT query, so it walks the (conversation_id, seq) index and
+ * stops, whatever plan the planner would choose for an open-ended cursor.
+ */
+static void
+ReadBatch(MessageTable table, bool newest_first, pg_uuid_t *conversation_id,
+		  TimestampTz archived_at, int32 after, int64 before, int32 limit)
+{
+	static SPIPlanPtr plans[2][2] = {{NULL, NULL}, {NULL, NULL}};
+	static const char *const queries[2][2] = {
+		{
+			"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
+			" WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+			"   AND seq OPERATOR(pg_catalog.>) $2 AND seq OPERATOR(pg_catalog.<) $5"
+			" ORDER BY seq LIMIT $4",
+			"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
+			" WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+			"   AND seq OPERATOR(pg_catalog.>) $2 AND seq OPERATOR(pg_catalog.<) $5"
+			" ORDER BY seq DESC LIMIT $4"
+		},
+		{
+			"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
+			" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND archived_at OPERATOR(pg_catalog.=) $3"
+			"   AND seq OPERATOR(pg_catalog.>) $2 AND seq OPERATOR(pg_catalog.<) $5"
+			" ORDER BY seq LIMIT $4",
+			"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
+			" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND archived_at OPERATOR(pg_catalog.=) $3"
+			"   AND seq OPERATOR(pg_catalog.>) $2 AND seq OPERATOR(pg_catalog.<) $5"
+			" ORDER BY seq DESC LIMIT $4"
+		}
+	};
+	static const Oid argtypes[5] = {UUIDOID, INT4OID, TIMESTAMPTZOID, INT4OID, INT8OID};
+	Datum		args[5] = {UUIDPGetDatum(conversation_id), Int32GetDatum(after),
+		TimestampTzGetDatum(archived_at), Int32GetDatum(limit), Int64GetDatum(before)};
+	int			rc;
+
+	rc = SPI_execute_plan(ChatstorePlan(&plans[table][newest_first], queries[table][newest_first],
+										5, argtypes),
+						  args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: context read failed: %s", SPI_result_code_string(rc));
+}
+
+/*
  * The leading system messages, then the longest run of newest messages
  * whose tokens, added to the system messages', fit max_tokens (and at most
  * max_messages of them: the run's memory is bounded however long the
  * conversation), oldest first.
  *
- * Both parts are read through cursors in small batches, so reading stops
- * soon after the budget is spent however long the conversation is.
+ * Both parts are read in small batches that grow (8, 16, ... 256 rows), so
+ * reading stops soon after the budget is spent however long the
+ * conversation is.
  */
 static void
 ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
 			  Actor *actor, Window *w)
 {
-	static SPIPlanPtr oldest_plans[2] = {NULL, NULL};
-	static SPIPlanPtr newest_plans[2] = {NULL, NULL};
-	static const char *const oldest_queries[2] = {
-		"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
-		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 ORDER BY seq",
-		"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
-		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND archived_at OPERATOR(pg_catalog.=) $3"
-		" ORDER BY seq"
-	};
-	static const char *const newest_queries[2] = {
-		"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
-		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.>) $2"
-		" ORDER BY seq DESC",
-		"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
-		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND archived_at OPERATOR(pg_catalog.=) $3"
-		"   AND seq OPERATOR(pg_catalog.>) $2"
-		" ORDER BY seq DESC"
-	};
-	static const Oid argtypes[3] = {UUIDOID, INT4OID, TIMESTAMPTZOID};
 	TimestampTz archived_at = 0;
 	MessageTable table = TableOf(conversation_id, actor, &archived_at);
-	Datum		args[3] = {UUIDPGetDatum(conversation_id), Int32GetDatum(0),
-	TimestampTzGetDatum(archived_at)};
-	Portal		portal;
 	int64		used = 0;
 	int32		last_system_seq = 0;
-	int			fetch = CONTEXT_FIRST_FETCH;
+	int64		before = (int64) PG_INT32_MAX + 1;
+	int32		batch = CONTEXT_FIRST_FETCH;
 	bool		done = false;
 	Window		run = {0};
 
 	/* leading system messages */
-	portal = SPI_cursor_open(NULL,
-							 ChatstorePlan(&oldest_plans[table], oldest_queries[table], 3, argtypes),
-							 args, NULL, true);
 	while (!done)
 	{
-		SPI_cursor_fetch(portal, true, 4);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed && !done; i++)
+		uint64		got;
+
+		ReadBatch(table, false, conversation_id, archived_at, last_system_seq, before, batch);
+		got = SPI_processed;
+		for (uint64 i = 0; i < got && !done; i++)
 		{
 			HeapTuple	row = SPI_tuptable->vals[i];
 			bool		isnull;
@@ -226,8 +249,9 @@ ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
 			last_system_seq = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc,
 														  MSGCOL_SEQ + 1, &isnull));
 		}
+		if (got < (uint64) batch)
+			done = true;
 	}
-	SPI_cursor_close(portal);
 
 	if (used > max_tokens)
 		ereport(ERROR,
@@ -238,20 +262,18 @@ ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
 				 errhint("Raise max_tokens, or use chatstore.history() for a window by count.")));
 
 	/* the newest run that fits what is left */
-	args[1] = Int32GetDatum(last_system_seq);
-	portal = SPI_cursor_open(NULL,
-							 ChatstorePlan(&newest_plans[table], newest_queries[table], 3, argtypes),
-							 args, NULL, true);
 	done = false;
 	while (!done)
 	{
-		SPI_cursor_fetch(portal, true, fetch);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
+		uint64		got;
+
+		ReadBatch(table, true, conversation_id, archived_at, last_system_seq, before, batch);
+		got = SPI_processed;
+		for (uint64 i = 0; i < got; i++)
 		{
 			HeapTuple	row = SPI_tuptable->vals[i];
 			int64		tokens = RowTokens(row, SPI_tuptable->tupdesc);
+			bool		isnull;
 
 			if (used + tokens > max_tokens || run.nrows >= max_messages)
 			{
@@ -260,10 +282,12 @@ ContextWindow(pg_uuid_t *conversation_id, int32 max_tokens, int32 max_messages,
 			}
 			used += tokens;
 			WindowAdd(&run, row, SPI_tuptable->tupdesc);
+			before = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, MSGCOL_SEQ + 1, &isnull));
 		}
-		fetch = Min(fetch * 2, CONTEXT_MAX_FETCH);
+		if (got < (uint64) batch)
+			done = true;
+		batch = Min(batch * 2, CONTEXT_MAX_FETCH);
 	}
-	SPI_cursor_close(portal);
 
 	for (int i = run.nrows - 1; i >= 0; i--)
 		WindowAdd(w, run.rows[i], run.desc);

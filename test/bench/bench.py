@@ -1,0 +1,683 @@
+"""chatstore benchmark: chatstore against the alternatives, side by side in one run on one server.
+
+Run by `make bench` (test/bench/run), against a throwaway cluster with fsync=on. Compares, on the same data:
+  - chatstore's C functions;
+  - the hand-written floor: the best plain SQL doing the same work on chatstore's own tables;
+  - the common ORM layout (users/sessions/messages, save = several statements in a transaction);
+  - LangChain's Postgres chat history layout (one jsonb row per message).
+Every figure is the median of BENCH_REPEATS runs; ratios come from the same run. Writes results.md, results.json
+and latency.png (gnuplot) to BENCH_OUT (default bench-results/).
+
+Knobs (environment): BENCH_SECONDS (per measurement, default 5), BENCH_REPEATS (default 3), BENCH_MAX_MESSAGES (top
+of the growth series, default 10000000), BENCH_ARCHIVE_MESSAGES (default 1000000).
+Run with Debian's Python (/usr/bin/python3, package python3-psycopg).
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psycopg
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+MAX_MESSAGES = int(os.environ.get("BENCH_MAX_MESSAGES", "10000000"))
+ARCHIVE_MESSAGES = int(os.environ.get("BENCH_ARCHIVE_MESSAGES", "1000000"))
+OUT = os.environ.get("BENCH_OUT", "bench-results")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# A typical chat message of about 200 characters (45 o200k tokens by chatstore's estimate).
+CONTENT = ("Could you summarise the main points of the report for me, and list the three risks "
+           "that the authors think matter most for next year's budget? Keep it short, please.")
+TOKENS = 45
+
+results = {}
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def conn():
+    return psycopg.connect(autocommit=True)
+
+
+def sql(query, params=None):
+    with conn() as c:
+        return c.execute(query, params).fetchall() if params is not None or query.lstrip().upper().startswith(("SELECT", "WITH")) else c.execute(query)
+
+
+def execute(query):
+    with conn() as c:
+        c.execute(query)
+
+
+def scalar(query, params=None):
+    with conn() as c:
+        return c.execute(query, params).fetchone()[0]
+
+
+# ---------------------------------------------------------------- data
+
+
+def load(first, last, messages, label, everywhere=True):
+    """Conversations first..last with `messages` messages each, appended interleaved (message 1 of every
+    conversation, then message 2, ...) as a live store fills up; in every layout, or only in chatstore's."""
+    log(f"  loading conversations {first}..{last} x {messages} messages ({label})")
+    body = f"'message ' || k || ' of ' || n || ': ' || {quote(CONTENT)}"
+    role = "CASE WHEN k % 2 = 1 THEN 'user' ELSE 'assistant' END"
+    with conn() as c:
+        c.execute(f"""
+            INSERT INTO chatstore.conversation (id, user_id, title, created_at, last_activity_at,
+                                                message_count, token_count, last_seq)
+            SELECT alt.cid(n), 'user' || (n % 1000), {quote(label)}, now(), now(), {messages}, {messages * TOKENS}, {messages}
+            FROM generate_series({first}, {last}) n""")
+        if everywhere:
+            c.execute("INSERT INTO alt.users (external_id) SELECT 'user' || u FROM generate_series(0, 999) u "
+                      "ON CONFLICT DO NOTHING")
+            c.execute(f"""
+                INSERT INTO alt.sessions (session_id, user_id)
+                SELECT alt.cid(n), u.id FROM generate_series({first}, {last}) n
+                JOIN alt.users u ON u.external_id = 'user' || (n % 1000)""")
+        if messages == 0:
+            return
+        # in slices, so that one statement never holds too much
+        step = max(1, 2_000_000 // max(1, last - first + 1))
+        for k0 in range(1, messages + 1, step):
+            k1 = min(messages, k0 + step - 1)
+            series = f"generate_series({k0}, {k1}) k, generate_series({first}, {last}) n"
+            c.execute(f"""
+                INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at)
+                SELECT alt.cid(n), k, chatstore.uuidv7(), {role}, {body}, {TOKENS}, now() FROM {series} ORDER BY k, n""")
+            if not everywhere:
+                continue
+            c.execute(f"""
+                INSERT INTO alt.messages (session_id, user_id, role, content, created_at)
+                SELECT alt.cid(n), 1 + n % 1000, {role}, {body}, now() + k * interval '1 ms' FROM {series} ORDER BY k, n""")
+            c.execute(f"""
+                INSERT INTO alt.lc_messages (session_id, message)
+                SELECT alt.cid(n), jsonb_build_object('type', CASE WHEN k % 2 = 1 THEN 'human' ELSE 'ai' END,
+                                                      'data', jsonb_build_object('content', {body}, 'additional_kwargs', '{{}}'::jsonb))
+                FROM {series} ORDER BY k, n""")
+
+
+def quote(s):
+    return "'" + s.replace("'", "''") + "'"
+
+
+def vacuum_analyze():
+    execute("VACUUM ANALYZE chatstore.conversation, chatstore.message, alt.users, alt.sessions, alt.messages, alt.lc_messages")
+
+
+def live_messages():
+    return scalar("SELECT count(*) FROM chatstore.message")
+
+
+# ---------------------------------------------------------------- pgbench
+
+
+SCRIPTS = {
+    # append one message
+    "append/chatstore": f"\\set c random(:lo, :hi)\nSELECT chatstore.append(alt.cid(:c), 'user', {quote(CONTENT)});\n",
+    "append/floor": f"""\\set c random(:lo, :hi)
+WITH c AS (UPDATE chatstore.conversation
+              SET last_seq = last_seq + 1, message_count = message_count + 1, token_count = token_count + {TOKENS},
+                  last_activity_at = greatest(last_activity_at, now())
+            WHERE id = alt.cid(:c) AND status = 'active' RETURNING id, last_seq)
+INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at)
+SELECT c.id, c.last_seq, gen_random_uuid(), 'user', {quote(CONTENT)}, {TOKENS}, now() FROM c;
+""",
+    "append/orm": f"""\\set c random(:lo, :hi)
+BEGIN;
+INSERT INTO alt.users (external_id) VALUES ('user' || (:c % 1000)) ON CONFLICT (external_id) DO NOTHING;
+SELECT id AS uid FROM alt.users WHERE external_id = 'user' || (:c % 1000) \\gset
+INSERT INTO alt.sessions (session_id, user_id) VALUES (alt.cid(:c), :uid) ON CONFLICT (session_id) DO NOTHING;
+UPDATE alt.sessions SET last_access = now() WHERE session_id = alt.cid(:c);
+INSERT INTO alt.messages (session_id, user_id, role, content) VALUES (alt.cid(:c), :uid, 'user', {quote(CONTENT)});
+COMMIT;
+""",
+    "append/langchain": f"""\\set c random(:lo, :hi)
+INSERT INTO alt.lc_messages (session_id, message)
+VALUES (alt.cid(:c), jsonb_build_object('type', 'human', 'data', jsonb_build_object('content', {quote(CONTENT)}, 'additional_kwargs', '{{}}'::jsonb)));
+""",
+    # the last 20 messages (the alternatives read the whole conversation, as they do)
+    "last20/chatstore": "\\set c random(:lo, :hi)\nSELECT * FROM chatstore.history(alt.cid(:c), 20);\n",
+    "last20/floor": "\\set c random(:lo, :hi)\nSELECT * FROM chatstore.message WHERE conversation_id = alt.cid(:c) ORDER BY seq DESC LIMIT 20;\n",
+    "last20/orm": "\\set c random(:lo, :hi)\nSELECT * FROM alt.messages WHERE session_id = alt.cid(:c) ORDER BY created_at;\n",
+    "last20/langchain": "\\set c random(:lo, :hi)\nSELECT message FROM alt.lc_messages WHERE session_id = alt.cid(:c) ORDER BY id;\n",
+    # the token-budget window (leading system messages + newest run within 2000 tokens)
+    "context/chatstore": "\\set c random(:lo, :hi)\nSELECT * FROM chatstore.context(alt.cid(:c), 2000);\n",
+    "context/floor": """\\set c random(:lo, :hi)
+WITH RECURSIVE sys AS (
+  SELECT m.* FROM chatstore.message m
+  WHERE m.conversation_id = alt.cid(:c) AND m.role = 'system'
+    AND m.seq < coalesce((SELECT min(seq) FROM chatstore.message WHERE conversation_id = alt.cid(:c) AND role <> 'system'), 2147483647)),
+budget AS (SELECT 2000 - coalesce(sum(tokens), 0) AS left_over, coalesce(max(seq), 0) AS after FROM sys),
+walk AS (
+  SELECT m.seq, m.tokens AS total FROM chatstore.message m, budget b
+  WHERE m.conversation_id = alt.cid(:c)
+    AND m.seq = (SELECT last_seq FROM chatstore.conversation WHERE id = alt.cid(:c)) AND m.seq > b.after AND m.tokens <= b.left_over
+  UNION ALL
+  SELECT m.seq, w.total + m.tokens FROM walk w JOIN chatstore.message m ON m.conversation_id = alt.cid(:c) AND m.seq = w.seq - 1,
+         budget b
+  WHERE m.seq > b.after AND w.total + m.tokens <= b.left_over)
+SELECT * FROM sys
+UNION ALL
+SELECT m.* FROM chatstore.message m JOIN walk w ON m.conversation_id = alt.cid(:c) AND m.seq = w.seq
+ORDER BY seq;
+""",
+}
+
+
+def pgbench(name, lo, hi, clients=1, seconds=SECONDS):
+    """Run one pgbench measurement; returns (tps, median latency ms, p99 latency ms)."""
+    with tempfile.TemporaryDirectory() as d:
+        script = os.path.join(d, "script.sql")
+        with open(script, "w") as f:
+            f.write(SCRIPTS[name])
+        prefix = os.path.join(d, "log")
+        out = subprocess.run(
+            ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
+             "-D", f"lo={lo}", "-D", f"hi={hi}", "-f", script, "-l", "--log-prefix", prefix],
+            capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"pgbench {name} failed:\n{out.stdout}\n{out.stderr}")
+        tps = float(re.search(r"tps = ([0-9.]+) \(without initial", out.stdout).group(1))
+        lat = []
+        for fn in os.listdir(d):
+            if fn.startswith("log"):
+                with open(os.path.join(d, fn)) as f:
+                    lat.extend(int(line.split()[2]) for line in f)
+        lat.sort()
+        return tps, lat[len(lat) // 2] / 1000.0, lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1000.0
+
+
+def measure(name, lo, hi, clients=1, seconds=SECONDS, repeats=REPEATS):
+    runs = [pgbench(name, lo, hi, clients, seconds) for _ in range(repeats)]
+    tps = statistics.median(r[0] for r in runs)
+    p50 = statistics.median(r[1] for r in runs)
+    p99 = statistics.median(r[2] for r in runs)
+    log(f"  {name:22} clients {clients}: {tps:9.0f} tps, median {p50:7.3f} ms, p99 {p99:7.3f} ms  "
+        f"(runs: {', '.join(f'{r[0]:.0f}' for r in runs)} tps)")
+    return {"tps": tps, "p50_ms": p50, "p99_ms": p99, "runs_tps": [r[0] for r in runs]}
+
+
+LAYOUTS = ["chatstore", "floor", "orm", "langchain"]
+
+# conversation id ranges
+SIZES = {20: (1, 100), 1000: (101, 120), 10000: (121, 130)}
+APPEND = (200001, 201000)
+GROWTH_FIRST = 1_000_001
+ARCH_A = 3_000_001          # archived by chatstore in batches
+ARCH_B = 4_000_001          # moved by the pgmq-style statement
+ACTIVE = (5_000_001, 5_000_100)
+PURGE = 6_000_001
+MEMORY = (7_000_001, 7_000_002)
+
+
+def bench_append():
+    log("== append throughput and latency")
+    out = {}
+    for clients in (1, 2):
+        for layout in LAYOUTS:
+            out[f"{layout}/{clients}"] = measure(f"append/{layout}", *APPEND, clients=clients)
+    results["append"] = out
+    clear_appends()
+
+
+def clear_appends():
+    """Take the appended messages out again, so that the store's size is what the next part says it is."""
+    ids = f"SELECT alt.cid(n) FROM generate_series({APPEND[0]}, {APPEND[1]}) n"
+    with conn() as c:
+        c.execute(f"DELETE FROM chatstore.message WHERE conversation_id IN ({ids})")
+        c.execute(f"UPDATE chatstore.conversation SET last_seq = 0, message_count = 0, token_count = 0 WHERE id IN ({ids})")
+        c.execute(f"DELETE FROM alt.messages WHERE session_id IN ({ids})")
+        c.execute(f"DELETE FROM alt.lc_messages WHERE session_id IN ({ids})")
+    vacuum_analyze()
+
+
+def bench_last20():
+    log("== the last 20 messages of conversations of 20, 1,000 and 10,000 messages")
+    out = {}
+    for size, (lo, hi) in SIZES.items():
+        for layout in LAYOUTS:
+            out[f"{layout}/{size}"] = measure(f"last20/{layout}", lo, hi)
+    results["last20"] = out
+
+
+def bench_context():
+    log("== token-budget window (2,000 tokens) of 10,000-message conversations")
+    lo, hi = SIZES[10000]
+    results["context"] = {layout: measure(f"context/{layout}", lo, hi) for layout in ("chatstore", "floor")}
+    # both return the same rows
+    floor_sql = SCRIPTS["context/floor"].split("\n", 1)[1].replace(":c", "%(c)s")
+    with conn() as c:
+        same = all(
+            [r[1] for r in c.execute("SELECT * FROM chatstore.context(alt.cid(%(c)s), 2000)", {"c": n}).fetchall()] ==
+            [r[1] for r in c.execute(floor_sql, {"c": n}).fetchall()]
+            for n in range(lo, hi + 1))
+    results["context"]["same_rows"] = same
+    log(f"  both return the same rows: {same}")
+
+
+def growth():
+    log("== growth: append and last-20 latency as the store grows")
+    series = []
+    steps = [s for s in (100_000, 300_000, 1_000_000, 3_000_000, 10_000_000, 30_000_000) if s <= MAX_MESSAGES]
+    if MAX_MESSAGES not in steps:
+        steps.append(MAX_MESSAGES)
+    next_id = GROWTH_FIRST
+    for target in steps:
+        have = live_messages()
+        # at least 100 conversations of 100 messages to read from, then up to the target size
+        convs = max(100 if next_id == GROWTH_FIRST else 0, (target - have) // 100)
+        if convs > 0:
+            load(next_id, next_id + convs - 1, 100, "growth")
+            next_id += convs
+            vacuum_analyze()
+            clear_appends()
+        size = live_messages()
+        lo, hi = GROWTH_FIRST, next_id - 1
+        point = {"messages": size}
+        for layout in LAYOUTS:
+            point[f"last20/{layout}"] = measure(f"last20/{layout}", lo, hi, repeats=1)["p50_ms"]
+            point[f"append/{layout}"] = measure(f"append/{layout}", *APPEND, repeats=1)["p50_ms"]
+        series.append(point)
+        log(f"  at {size:,} messages: " + ", ".join(f"{k} {v:.3f} ms" for k, v in point.items() if k != "messages"))
+    results["growth"] = series
+
+
+class Sampler(threading.Thread):
+    """Appends to active conversations in a loop, recording each call's latency."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.lat = []
+        self.stop = threading.Event()
+
+    def run(self):
+        with conn() as c:
+            n = 0
+            while not self.stop.is_set():
+                t = time.perf_counter()
+                c.execute("SELECT chatstore.append(alt.cid(%s), 'user', %s)", (ACTIVE[0] + n % 100, CONTENT))
+                self.lat.append((time.perf_counter() - t) * 1000)
+                n += 1
+
+
+def sample(during):
+    """Run `during` while appends to other conversations are timed; returns (result, p50, p99, max)."""
+    s = Sampler()
+    s.start()
+    time.sleep(0.5)
+    mark = len(s.lat)
+    res = during()
+    s.stop.set()
+    s.join()
+    lat = sorted(s.lat[mark:]) or [0]
+    return res, lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1]
+
+
+def bench_archive():
+    log("== archive: chatstore (batches of chatstore.archive_batch_size, one transaction each) "
+        "against one pgmq-style statement")
+    per = 50
+    convs = ARCHIVE_MESSAGES // per
+    load(ARCH_A, ARCH_A + convs - 1, per, "archive-a", everywhere=False)
+    load(ARCH_B, ARCH_B + convs - 1, per, "archive-b", everywhere=False)
+    load(ACTIVE[0], ACTIVE[1], 10, "active", everywhere=False)
+    execute(f"UPDATE chatstore.conversation SET last_activity_at = now() - interval '1 year' "
+            f"WHERE title IN ('archive-a', 'archive-b')")
+    vacuum_analyze()
+    out = {}
+
+    def idle_sleep():
+        time.sleep(3)
+
+    _, p50, p99, mx = sample(idle_sleep)
+    out["baseline_append"] = {"p50_ms": p50, "p99_ms": p99, "max_ms": mx}
+    log(f"  appends with nothing else running: median {p50:.3f} ms, p99 {p99:.3f} ms, max {mx:.1f} ms")
+
+    # chatstore: what the background archiver does, batch by batch (only set A is idle enough: 'archive-b'
+    # conversations are made to look fresh for this part)
+    execute("UPDATE chatstore.conversation SET last_activity_at = now() WHERE title = 'archive-b'")
+    batch = 500     # chatstore.archive_batch_size's default
+
+    def chatstore_archive():
+        t = time.perf_counter()
+        moved = 0
+        with conn() as c:
+            while True:
+                n = c.execute("SELECT chatstore.archive('1 day', %s)", (batch,)).fetchone()[0]
+                moved += n
+                if n < batch:
+                    break
+        return moved, time.perf_counter() - t
+
+    (moved, secs), p50, p99, mx = sample(chatstore_archive)
+    out["chatstore"] = {"conversations": moved, "messages": moved * per, "seconds": secs,
+                        "messages_per_second": moved * per / secs,
+                        "append_p50_ms": p50, "append_p99_ms": p99, "append_max_ms": mx}
+    log(f"  chatstore: {moved * per:,} messages in {secs:.2f} s = {moved * per / secs:,.0f} msg/s; "
+        f"appends meanwhile: median {p50:.3f} ms, p99 {p99:.3f} ms, max {mx:.1f} ms")
+
+    def pgmq_move():
+        t = time.perf_counter()
+        with conn() as c:
+            n = c.execute("""
+                WITH moved AS (DELETE FROM chatstore.message
+                               WHERE conversation_id IN (SELECT id FROM chatstore.conversation WHERE title = 'archive-b')
+                               RETURNING *)
+                INSERT INTO alt.pq_archive SELECT *, now() FROM moved""").rowcount
+        return n, time.perf_counter() - t
+
+    (n, secs), p50, p99, mx = sample(pgmq_move)
+    out["pgmq"] = {"messages": n, "seconds": secs, "messages_per_second": n / secs,
+                   "append_p50_ms": p50, "append_p99_ms": p99, "append_max_ms": mx}
+    log(f"  pgmq-style: {n:,} messages in {secs:.2f} s = {n / secs:,.0f} msg/s; "
+        f"appends meanwhile: median {p50:.3f} ms, p99 {p99:.3f} ms, max {mx:.1f} ms")
+    results["archive"] = out
+
+
+def bench_purge():
+    log("== purge of 1,000,000 archived messages (the oldest of three months)")
+    per = 50
+    convs = ARCHIVE_MESSAGES // per
+    months = [3, 2, 1]
+    with conn() as c:
+        for i, m in enumerate(months):
+            first = PURGE + i * convs
+            count = convs if m == 3 else convs // 5
+            at = f"date_trunc('month', now()) - interval '{m} months' + interval '10 days'"
+            month = c.execute(f"SELECT to_char({at}, 'YYYYMM'), date_trunc('month', {at}), "
+                              f"date_trunc('month', {at}) + interval '1 month'").fetchone()
+            name = f"archived_message_{month[0]}"
+            if c.execute("SELECT to_regclass(%s) IS NULL", (f"chatstore.{name}",)).fetchone()[0]:
+                c.execute(f"CREATE TABLE chatstore.{name} (LIKE chatstore.archived_message INCLUDING DEFAULTS "
+                          f"INCLUDING CONSTRAINTS, PRIMARY KEY (conversation_id, archived_at, seq))")
+                c.execute(f"ALTER TABLE chatstore.archived_message ATTACH PARTITION chatstore.{name} "
+                          f"FOR VALUES FROM ('{month[1].isoformat()}') TO ('{month[2].isoformat()}')")
+            c.execute(f"""
+                INSERT INTO chatstore.conversation (id, user_id, title, status, created_at, last_activity_at,
+                                                    archived_at, message_count, token_count, last_seq)
+                SELECT alt.cid(n), 'user' || (n % 1000), 'purge', 'archived', {at}, {at}, {at}, {per}, {per * TOKENS}, {per}
+                FROM generate_series({first}, {first + count - 1}) n""")
+            rows = f"""SELECT alt.cid(n), k, chatstore.uuidv7(), 'user', {quote(CONTENT)}, {TOKENS}, {at}
+                       FROM generate_series(1, {per}) k, generate_series({first}, {first + count - 1}) n ORDER BY k, n"""
+            c.execute(f"INSERT INTO chatstore.archived_message (conversation_id, seq, id, role, content, tokens, "
+                      f"created_at, archived_at) SELECT *, {at} FROM ({rows}) r")
+            c.execute(f"INSERT INTO alt.pq_archive (conversation_id, seq, id, role, content, tokens, created_at, "
+                      f"archived_at) SELECT *, {at} FROM ({rows}) r")
+        c.execute("VACUUM ANALYZE alt.pq_archive")
+        c.execute("VACUUM ANALYZE chatstore.archived_message")
+        cutoff_age = c.execute("SELECT now() - (date_trunc('month', now()) - interval '2 months')").fetchone()[0]
+        size_before = c.execute("SELECT pg_total_relation_size('alt.pq_archive')").fetchone()[0]
+        t = time.perf_counter()
+        purged = c.execute("SELECT chatstore.purge(%s)", (cutoff_age,)).fetchone()[0]
+        cs = time.perf_counter() - t
+        t = time.perf_counter()
+        deleted = c.execute("DELETE FROM alt.pq_archive WHERE archived_at < now() - %s", (cutoff_age,)).rowcount
+        pq = time.perf_counter() - t
+        size_after = c.execute("SELECT pg_total_relation_size('alt.pq_archive')").fetchone()[0]
+        dead = c.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'alt.pq_archive'::regclass").fetchone()[0]
+    results["purge"] = {"chatstore": {"conversations": purged, "messages": purged * per, "seconds": cs},
+                        "pgmq": {"messages": deleted, "seconds": pq, "table_bytes_before": size_before,
+                                 "table_bytes_after": size_after, "dead_tuples_after": dead}}
+    log(f"  chatstore.purge: {purged:,} conversations ({purged * per:,} messages) in {cs:.3f} s (drops the month)")
+    log(f"  pgmq-style DELETE: {deleted:,} messages in {pq:.3f} s; the table stays {size_after / 1e6:.0f} MB "
+        f"with {dead:,} dead rows until VACUUM")
+
+
+def bench_live_size():
+    log("== the live table after archiving: its size follows the live data")
+    # set A (archived above) had ARCHIVE_MESSAGES messages; after VACUUM their space is reused by new appends
+    with conn() as c:
+        c.execute("VACUUM chatstore.message")
+        before = c.execute("SELECT pg_relation_size('chatstore.message')").fetchone()[0]
+        live = c.execute("SELECT count(*) FROM chatstore.message").fetchone()[0]
+    per = 50
+    convs = ARCHIVE_MESSAGES // per
+    load(ARCH_A + 2 * convs, ARCH_A + 3 * convs - 1, per, "refill", everywhere=False)
+    with conn() as c:
+        after = c.execute("SELECT pg_relation_size('chatstore.message')").fetchone()[0]
+    results["live_size"] = {"bytes_after_archive_and_vacuum": before, "live_messages": live,
+                            "bytes_after_refill": after, "refill_messages": ARCHIVE_MESSAGES}
+    log(f"  after archiving {ARCHIVE_MESSAGES:,} messages and VACUUM: {before / 1e6:.0f} MB; "
+        f"after appending {ARCHIVE_MESSAGES:,} new ones: {after / 1e6:.0f} MB (+{(after - before) / 1e6:.0f} MB)")
+
+
+class RssSampler(threading.Thread):
+    """Polls a backend's private resident memory (RssAnon: its own allocations, not the shared buffers it
+    touches) every millisecond and keeps the peak."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            with open(f"/proc/{self.pid}/status") as f:
+                anon = int(re.search(r"RssAnon:\s+(\d+) kB", f.read()).group(1))
+            self.peak = max(self.peak, anon)
+            time.sleep(0.001)
+
+
+def bench_memory():
+    log("== backend memory while reading the history of a 100,000-message conversation (work_mem 64kB)")
+    load(MEMORY[0], MEMORY[0], 100_000, "memory-big", everywhere=False)
+    load(MEMORY[1], MEMORY[1], 1_000, "memory-small", everywhere=False)
+    out = {}
+    for window in (1000, 10000):
+        for label, n in (("1,000", MEMORY[1]), ("100,000", MEMORY[0])):
+            with conn() as c:
+                pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+                c.execute("SET work_mem = '64kB'")
+                c.execute("SELECT count(*) FROM chatstore.history(alt.cid(%s), 1)", (n,))   # load the library
+                sampler = RssSampler(pid)
+                sampler.start()
+                rows = 0
+                before = None
+                while True:
+                    got = c.execute("SELECT min(seq), count(*) FROM chatstore.history(alt.cid(%s), %s, %s)",
+                                    (n, window, before)).fetchone()
+                    if got[1] == 0:
+                        break
+                    rows += got[1]
+                    before = got[0]
+                got = c.execute("SELECT count(*) FROM chatstore.context(alt.cid(%s), 100000000, %s)", (n, window)).fetchone()
+                sampler.stop.set()
+                sampler.join()
+            out[f"{label}/{window}"] = {"rows": rows, "peak_private_kb": sampler.peak}
+            log(f"  {label}-message conversation, windows of {window:,}: {rows:,} messages read; "
+                f"peak private memory {sampler.peak:,} kB")
+    results["memory"] = out
+
+
+# ---------------------------------------------------------------- report
+
+
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+
+def report():
+    os.makedirs(OUT, exist_ok=True)
+    a = results["append"]
+    h = results["last20"]
+    g = results["growth"]
+    ctx = results["context"]
+    lines = []
+    add = lines.append
+    machine = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; "
+                              "free -g | awk '/Mem/{print $2}'; psql -XAtc 'SHOW server_version'"],
+                             capture_output=True, text=True).stdout.split("\n")
+    add(f"Measured {time.strftime('%Y-%m-%d')} on {machine[0].strip()} cores ({machine[1].strip()}), "
+        f"{machine[2].strip()} GB RAM, PostgreSQL {machine[3].strip()}, fsync=on, "
+        f"{SECONDS} s per measurement, median of {REPEATS} runs (growth: 1 run per point).")
+    add("")
+    add("### Append (one message per transaction, random conversation among 1,000)")
+    add("")
+    add("| layout | 1 client tps | median ms | p99 ms | 2 clients tps | median ms | p99 ms |")
+    add("|---|---:|---:|---:|---:|---:|---:|")
+    for layout in LAYOUTS:
+        r1, r2 = a[f"{layout}/1"], a[f"{layout}/2"]
+        add(f"| {layout} | {r1['tps']:.0f} | {r1['p50_ms']:.3f} | {r1['p99_ms']:.3f} | "
+            f"{r2['tps']:.0f} | {r2['p50_ms']:.3f} | {r2['p99_ms']:.3f} |")
+    add("")
+    add("### The last 20 messages (median latency, ms)")
+    add("")
+    add("| conversation length | chatstore.history | floor | ORM (reads all) | LangChain (reads all) |")
+    add("|---:|---:|---:|---:|---:|")
+    for size in SIZES:
+        add(f"| {size:,} | " + " | ".join(f"{h[f'{layout}/{size}']['p50_ms']:.3f}" for layout in LAYOUTS) + " |")
+    add("")
+    add(f"### Token-budget window, 2,000 tokens, 10,000-message conversations")
+    add("")
+    add(f"chatstore.context {ctx['chatstore']['p50_ms']:.3f} ms ({ctx['chatstore']['tps']:.0f} tps) against the "
+        f"best plain SQL (recursive CTE walking back from the newest message) {ctx['floor']['p50_ms']:.3f} ms "
+        f"({ctx['floor']['tps']:.0f} tps): {ratio(ctx['floor']['p50_ms'], ctx['chatstore']['p50_ms']):.2f}x.")
+    add("")
+    add("### Growth (median latency, ms)")
+    add("")
+    add("| live messages | " + " | ".join(f"last 20 {layout}" for layout in LAYOUTS) + " | " +
+        " | ".join(f"append {layout}" for layout in LAYOUTS) + " |")
+    add("|---:|" + "---:|" * 8)
+    for p in g:
+        add(f"| {p['messages']:,} | " + " | ".join(f"{p[f'last20/{layout}']:.3f}" for layout in LAYOUTS) + " | " +
+            " | ".join(f"{p[f'append/{layout}']:.3f}" for layout in LAYOUTS) + " |")
+    add("")
+    if "archive" in results:
+        ar, pu = results["archive"], results["purge"]
+        add(f"### Archive and purge ({ARCHIVE_MESSAGES:,} messages)")
+        add("")
+        add("| | messages/s | appends to other conversations meanwhile: median / p99 / max ms |")
+        add("|---|---:|---:|")
+        b = ar["baseline_append"]
+        add(f"| nothing running | | {b['p50_ms']:.3f} / {b['p99_ms']:.3f} / {b['max_ms']:.1f} |")
+        for k, label in (("chatstore", "chatstore, batches of one transaction"), ("pgmq", "pgmq-style single statement")):
+            x = ar[k]
+            add(f"| {label} | {x['messages_per_second']:,.0f} | {x['append_p50_ms']:.3f} / {x['append_p99_ms']:.3f} / "
+                f"{x['append_max_ms']:.1f} |")
+        add("")
+        add(f"Purge of the oldest month ({pu['chatstore']['messages']:,} messages): chatstore.purge "
+            f"{pu['chatstore']['seconds']:.3f} s (drops the month's partition); pgmq-style DELETE "
+            f"{pu['pgmq']['seconds']:.3f} s, after which the archive table is still "
+            f"{pu['pgmq']['table_bytes_after'] / 1e6:.0f} MB with {pu['pgmq']['dead_tuples_after']:,} dead rows "
+            f"(VACUUM needed).")
+        ls = results["live_size"]
+        add("")
+        add(f"Live table: {ls['bytes_after_archive_and_vacuum'] / 1e6:.0f} MB after archiving and VACUUM; "
+            f"{ls['bytes_after_refill'] / 1e6:.0f} MB after appending {ls['refill_messages']:,} new messages.")
+    if "memory" in results:
+        m = results["memory"]
+        add("")
+        add("Backend peak private memory (RssAnon) paging through a whole conversation with chatstore.history and "
+            "reading its largest context, work_mem 64kB:")
+        add("")
+        add("| window | 1,000-message conversation | 100,000-message conversation |")
+        add("|---:|---:|---:|")
+        for window in (1000, 10000):
+            add(f"| {window:,} | {m[f'1,000/{window}']['peak_private_kb']:,} kB | "
+                f"{m[f'100,000/{window}']['peak_private_kb']:,} kB |")
+    add("")
+    add("### Targets")
+    add("")
+    targets = []
+    for clients in (1, 2):
+        targets.append((f"append {clients} client(s): chatstore >= 0.95x floor",
+                        ratio(a[f"chatstore/{clients}"]["tps"], a[f"floor/{clients}"]["tps"]), 0.95, ">="))
+        targets.append((f"append {clients} client(s): chatstore >= 2x ORM",
+                        ratio(a[f"chatstore/{clients}"]["tps"], a[f"orm/{clients}"]["tps"]), 2.0, ">="))
+    for alt in ("orm", "langchain"):
+        targets.append((f"last 20 of 10,000: chatstore >= 50x faster than {alt}",
+                        ratio(h[f"{alt}/10000"]["p50_ms"], h["chatstore/10000"]["p50_ms"]), 50.0, ">="))
+    targets.append(("last 20 of 10,000: chatstore within 1.1x of floor",
+                    ratio(h["chatstore/10000"]["p50_ms"], h["floor/10000"]["p50_ms"]), 1.1, "<="))
+    first = next((p for p in g if p["messages"] >= 100_000), g[0])
+    targets.append((f"last 20 at {g[-1]['messages']:,} within 1.3x of at {first['messages']:,}",
+                    ratio(g[-1]["last20/chatstore"], first["last20/chatstore"]), 1.3, "<="))
+    add("| target | measured | met |")
+    add("|---|---:|---|")
+    for name, value, bound, op in targets:
+        met = value >= bound if op == ">=" else value <= bound
+        add(f"| {name} | {value:.2f}x | {'yes' if met else 'NO'} |")
+    results["targets"] = [{"target": n, "value": v, "met": (v >= b if o == ">=" else v <= b)} for n, v, b, o in targets]
+    md = "\n".join(lines) + "\n"
+    with open(os.path.join(OUT, "results.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    plot(g)
+    print()
+    print(md)
+
+
+def plot(g):
+    data = os.path.join(OUT, "growth.dat")
+    with open(data, "w") as f:
+        f.write("# messages " + " ".join(f"last20_{layout}" for layout in LAYOUTS) + " " +
+                " ".join(f"append_{layout}" for layout in LAYOUTS) + "\n")
+        for p in g:
+            f.write(f"{p['messages']} " + " ".join(str(p[f'last20/{layout}']) for layout in LAYOUTS) + " " +
+                    " ".join(str(p[f'append/{layout}']) for layout in LAYOUTS) + "\n")
+    gp = f"""
+set terminal pngcairo size 1100,450 font ',10'
+set output '{os.path.join(OUT, "latency.png")}'
+set multiplot layout 1,2 title 'chatstore and the alternatives: median latency as the store grows (100 messages per conversation)'
+set logscale xy
+set xlabel 'live messages in the store'
+set ylabel 'median latency (ms)'
+set key top left
+set grid
+set format x '10^{{%L}}'
+set title 'last 20 messages of a conversation'
+plot '{data}' using 1:2 with linespoints title 'chatstore.history', \\
+     '' using 1:3 with linespoints title 'hand-written SQL floor', \\
+     '' using 1:4 with linespoints title 'ORM layout (reads all)', \\
+     '' using 1:5 with linespoints title 'LangChain layout (reads all)'
+set title 'append one message'
+plot '{data}' using 1:6 with linespoints title 'chatstore.append', \\
+     '' using 1:7 with linespoints title 'hand-written SQL floor', \\
+     '' using 1:8 with linespoints title 'ORM layout (save)', \\
+     '' using 1:9 with linespoints title 'LangChain layout'
+unset multiplot
+"""
+    subprocess.run(["gnuplot"], input=gp, text=True, check=True)
+
+
+def main():
+    log(f"chatstore benchmark: {SECONDS} s per measurement, {REPEATS} runs, growth to {MAX_MESSAGES:,} messages")
+    execute("DROP SCHEMA IF EXISTS alt CASCADE")
+    execute("DROP EXTENSION IF EXISTS chatstore")
+    execute("CREATE EXTENSION chatstore")
+    with open(os.path.join(HERE, "schema.sql")) as f:
+        execute(f.read())
+    log("== loading")
+    for size, (lo, hi) in SIZES.items():
+        load(lo, hi, size, f"size-{size}")
+    load(APPEND[0], APPEND[1], 0, "append")
+    # a system prompt at the start of the 10,000-message conversations, for the token-budget window
+    execute(f"UPDATE chatstore.message SET role = 'system' WHERE seq = 1 AND conversation_id IN "
+            f"(SELECT alt.cid(n) FROM generate_series({SIZES[10000][0]}, {SIZES[10000][1]}) n)")
+    vacuum_analyze()
+    execute("CHECKPOINT")
+    bench_append()
+    bench_last20()
+    bench_context()
+    growth()
+    bench_archive()
+    bench_purge()
+    bench_live_size()
+    bench_memory()
+    report()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
