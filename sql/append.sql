@@ -191,3 +191,12 @@ SELECT chatstore.append_many('00000000-0000-7000-8000-0000000000a1', '[{"role": 
 \echo :SQLSTATE
 SELECT message_count, last_seq FROM chatstore.get_conversation(:'c3');
 SELECT count(*) FROM chatstore.message WHERE conversation_id = :'c3';
+
+-- a read-only transaction: writes are refused with 25006 and a plain message; reads work
+BEGIN READ ONLY;
+SELECT chatstore.append(:'c', 'user', 'hi');
+\echo :SQLSTATE
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT count(*) FROM chatstore.history(:'c', 3);
+ROLLBACK;

@@ -12,6 +12,8 @@
 #include <limits.h>
 
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -250,18 +252,34 @@ ChatstoreActorArg(Actor *actor, Datum *value, char *isnull)
  * role that called it from the session's role, so code of an app role run
  * by an admin would be taken for the admin.  The user id and the setting
  * are put back by ChatstoreFinish, or by transaction abort on error.
+ * A writing (VOLATILE) function is refused with 25006 on a standby or in a
+ * read-only transaction, before it touches anything.
  */
 void
 ChatstoreConnect(FunctionCallInfo fcinfo, ChatstoreCall *call)
 {
 	HeapTuple	proctup;
 	Oid			owner;
+	bool		writes;
 
 	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
 	if (!HeapTupleIsValid(proctup))
 		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
 	owner = ((Form_pg_proc) GETSTRUCT(proctup))->proowner;
+	writes = ((Form_pg_proc) GETSTRUCT(proctup))->provolatile == PROVOLATILE_VOLATILE;
 	ReleaseSysCache(proctup);
+
+	/* the volatile functions write: say so plainly where they cannot */
+	if (writes && RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot change conversations on a standby server"),
+				 errhint("Send writes to the primary; the reading functions work here.")));
+	if (writes && XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot change conversations in a read-only transaction"),
+				 errhint("Run it in a read-write transaction.")));
 
 	GetUserIdAndSecContext(&call->save_userid, &call->save_sec_context);
 	SetUserIdAndSecContext(owner, call->save_sec_context |
