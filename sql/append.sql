@@ -200,3 +200,5 @@ ROLLBACK;
 BEGIN READ ONLY;
 SELECT count(*) FROM chatstore.history(:'c', 3);
 ROLLBACK;
+-- a huge bad argument is cut short in the error message
+SELECT chatstore.append(:'c', repeat('ü', 100000), 'hi');

@@ -93,3 +93,11 @@ SELECT bool_and(a < b) AS increasing
 FROM (SELECT u AS a, lead(u) OVER (ORDER BY n) AS b
       FROM (SELECT n, chatstore.uuidv7() AS u FROM generate_series(1, 1000) n) s) t
 WHERE b IS NOT NULL;
+
+-- a NULL metadata argument leaves the stored object alone, even over a limit lowered since
+SELECT chatstore.create_conversation('alice', metadata => jsonb_build_object('note', repeat('x', 100))) AS big \gset
+SET chatstore.max_metadata_bytes = 64;
+SELECT title, metadata->>'note' = repeat('x', 100) AS kept FROM chatstore.update_conversation(:'big', title => 'renamed');
+SELECT chatstore.update_conversation(:'big', metadata => '{"more": 1}');
+\echo :SQLSTATE
+RESET chatstore.max_metadata_bytes;

@@ -102,7 +102,7 @@ ValidateRole(text *role)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid role \"%s\"", text_to_cstring(role)),
+			 errmsg("invalid role \"%s\"", ChatstoreClip(r, len)),
 			 errdetail("The role must be one of system, user, assistant, tool.")));
 }
 
@@ -515,7 +515,8 @@ ParseElement(JsonbValue *elem, MessageInput *m)
 				memcmp(known[i], v.val.string.val, v.val.string.len) == 0)
 				ok = true;
 		if (!ok)
-			BadElement(psprintf("unknown key \"%.*s\"", v.val.string.len, v.val.string.val));
+			BadElement(psprintf("unknown key \"%s\"",
+									ChatstoreClip(v.val.string.val, v.val.string.len)));
 	}
 
 	if ((jv = GetKey(obj, "role")) == NULL)

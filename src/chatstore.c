@@ -17,6 +17,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
@@ -578,6 +579,22 @@ ChatstoreRowFromSPI(FunctionCallInfo fcinfo, HeapTuple spituple, TupleDesc spide
 
 	heap_deform_tuple(spituple, spidesc, values, nulls);
 	return ChatstoreFormRow(fcinfo, values, nulls, spidesc->natts);
+}
+
+/*
+ * A value for an error message, cut to at most 64 bytes on a character
+ * boundary, with "..." when cut: a 10 MB bad argument must not become a
+ * 10 MB error message and log line.
+ */
+char *
+ChatstoreClip(const char *value, int len)
+{
+	int			keep;
+
+	if (len <= 64)
+		return pnstrdup(value, len);
+	keep = pg_mbcliplen(value, len, 64);
+	return psprintf("%.*s...", keep, value);
 }
 
 /* Text of a uuid, for messages. */

@@ -119,6 +119,7 @@ extern Datum ChatstoreFormRow(FunctionCallInfo fcinfo, Datum *values,
 extern Datum ChatstoreRowFromSPI(FunctionCallInfo fcinfo, HeapTuple spituple,
 								 TupleDesc spidesc);
 extern char *ChatstoreUuidText(pg_uuid_t *id);
+extern char *ChatstoreClip(const char *value, int len);
 
 /* Conversation status as returned by ChatstoreConversationStatus */
 #define CONV_MISSING	'\0'

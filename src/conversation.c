@@ -193,7 +193,7 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 		if (strcmp(status, "active") != 0 && strcmp(status, "archived") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid status \"%s\"", status),
+					 errmsg("invalid status \"%s\"", ChatstoreClip(status, strlen(status))),
 					 errdetail("status must be 'active', 'archived', or NULL for both.")));
 	}
 
@@ -330,10 +330,17 @@ chatstore_update_conversation(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 		ChatstoreConversationNotFound(PG_GETARG_UUID_P(0));
 
-	/* The merged object must still respect the size limit. */
-	merged = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-										  6, &isnull));
-	ChatstoreCheckMetadata(merged, "metadata");
+	/*
+	 * The merged object must still respect the size limit.  Without a
+	 * metadata argument the stored object is left alone, even if a lowered
+	 * limit would now refuse it.
+	 */
+	if (!PG_ARGISNULL(2))
+	{
+		merged = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											  6, &isnull));
+		ChatstoreCheckMetadata(merged, "metadata");
+	}
 
 	MemoryContextSwitchTo(callerctx);
 	result = ChatstoreRowFromSPI(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
