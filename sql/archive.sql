@@ -1,4 +1,7 @@
 -- Archive: archive (by idle time), archive_conversation, restore; the archive_after setting.
+-- (an empty store: the suites before this one share the database)
+DROP EXTENSION chatstore;
+CREATE EXTENSION chatstore;
 \pset null '(null)'
 -- four conversations with three messages each; two idle for 100 days, one for 10 days, one fresh
 SELECT chatstore.create_conversation('alice', 'idle ' || n) FROM generate_series(1, 4) n \g /dev/null
