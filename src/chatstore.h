@@ -97,6 +97,8 @@ extern void ChatstoreConnect(FunctionCallInfo fcinfo, ChatstoreCall *call);
 extern void ChatstoreFinish(ChatstoreCall *call);
 extern SPIPlanPtr ChatstorePlan(SPIPlanPtr *cache, const char *query,
 								int nargs, const Oid *argtypes);
+extern SPIPlanPtr ChatstoreWindowPlan(SPIPlanPtr *cache, const char *query,
+									  int nargs, const Oid *argtypes);
 extern void ChatstoreRequireArg(FunctionCallInfo fcinfo, int argno,
 								const char *argname);
 extern void ChatstoreCheckWindow(const char *argname, int32 value);

@@ -16,8 +16,18 @@
 
 #include <limits.h>
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
@@ -82,33 +92,79 @@ TableOf(pg_uuid_t *conversation_id, Actor *actor, TimestampTz *archived_at)
 }
 
 /*
- * Run the newest-first query of a table: at most max_messages rows with
- * seq < before_seq.
+ * Read the newest messages of an archived conversation from its archive
+ * partition: at most max_messages rows with seq < before_seq, newest first,
+ * into SPI_tuptable.
  */
 static void
 ReadNewest(MessageTable table, pg_uuid_t *conversation_id, TimestampTz archived_at,
 		   int32 max_messages, int64 before_seq)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};
-	static const char *const queries[2] = {
-		"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
-		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.<) $2"
-		" ORDER BY seq DESC LIMIT $3",
-		"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
-		" WHERE conversation_id OPERATOR(pg_catalog.=) $1 AND archived_at OPERATOR(pg_catalog.=) $4"
-		"   AND seq OPERATOR(pg_catalog.<) $2"
-		" ORDER BY seq DESC LIMIT $3"
-	};
+	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[4] = {UUIDOID, INT8OID, INT4OID, TIMESTAMPTZOID};
 	Datum		args[4] = {UUIDPGetDatum(conversation_id), Int64GetDatum(before_seq),
 	Int32GetDatum(max_messages), TimestampTzGetDatum(archived_at)};
 	int			rc;
 
-	rc = SPI_execute_plan(ChatstorePlan(&plans[table], queries[table], table == LIVE_TABLE ? 3 : 4,
-										argtypes),
+	Assert(table == ARCHIVE_TABLE);
+	rc = SPI_execute_plan(ChatstoreWindowPlan(&plan,
+										"SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
+										" WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+										"   AND archived_at OPERATOR(pg_catalog.=) $4"
+										"   AND seq OPERATOR(pg_catalog.<) $2"
+										" ORDER BY seq DESC LIMIT $3",
+										4, argtypes),
 						  args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: history read failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * The newest max_messages live messages with seq < before_seq, newest first,
+ * read straight from the (conversation_id, seq) primary key with an index
+ * scan: the hottest read of all, so it skips SPI's planner and executor.
+ * Adds them to w in reverse, oldest first; returns how many.  Runs as the
+ * owner (ChatstoreConnect), under the calling statement's snapshot.
+ */
+static uint64
+ScanNewestLive(pg_uuid_t *conversation_id, int32 max_messages, int64 before_seq, Window *w)
+{
+	Oid			nsp = get_namespace_oid("chatstore", false);
+	Oid			relid = get_relname_relid("message", nsp);
+	Oid			indexid = get_relname_relid("message_pkey", nsp);
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	TupleDesc	desc;
+	ScanKeyData keys[2];
+	int			nkeys = 1;
+	HeapTuple  *rows = palloc(sizeof(HeapTuple) * max_messages);
+	uint64		n = 0;
+
+	if (!OidIsValid(relid) || !OidIsValid(indexid))
+		elog(ERROR, "chatstore: table chatstore.message or its primary key is missing");
+	rel = table_open(relid, AccessShareLock);
+	index = index_open(indexid, AccessShareLock);
+	desc = CreateTupleDescCopy(RelationGetDescr(rel));
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(conversation_id));
+	if (before_seq <= PG_INT32_MAX)
+		ScanKeyInit(&keys[nkeys++], 2, BTLessStrategyNumber, F_INT4LT,
+					Int32GetDatum((int32) Max(before_seq, PG_INT32_MIN)));
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	while (n < (uint64) max_messages && index_getnext_slot(scan, BackwardScanDirection, slot))
+		rows[n++] = ExecCopySlotHeapTuple(slot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);	/* the locks stay until the transaction ends */
+
+	for (int64 i = (int64) n - 1; i >= 0; i--)
+		WindowAdd(w, rows[i], desc);
+	return n;
 }
 
 /*
@@ -127,14 +183,15 @@ HistoryWindow(pg_uuid_t *conversation_id, int32 max_messages, int64 before_seq,
 
 	if (actor->kind != ACTOR_ADMIN)
 		table = TableOf(conversation_id, actor, &archived_at);
-	ReadNewest(table, conversation_id, archived_at, max_messages, before_seq);
-	if (SPI_processed == 0 && actor->kind == ACTOR_ADMIN)
+	if (table == LIVE_TABLE)
 	{
+		if (ScanNewestLive(conversation_id, max_messages, before_seq, w) > 0 ||
+			actor->kind != ACTOR_ADMIN)
+			return;
 		if (TableOf(conversation_id, actor, &archived_at) == LIVE_TABLE)
 			return;				/* an active conversation with no such messages */
-		ReadNewest(ARCHIVE_TABLE, conversation_id, archived_at, max_messages, before_seq);
 	}
-
+	ReadNewest(ARCHIVE_TABLE, conversation_id, archived_at, max_messages, before_seq);
 	for (int64 i = (int64) SPI_processed - 1; i >= 0; i--)
 		WindowAdd(w, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 }
@@ -197,7 +254,7 @@ ReadBatch(MessageTable table, bool newest_first, pg_uuid_t *conversation_id,
 		TimestampTzGetDatum(archived_at), Int32GetDatum(limit), Int64GetDatum(before)};
 	int			rc;
 
-	rc = SPI_execute_plan(ChatstorePlan(&plans[table][newest_first], queries[table][newest_first],
+	rc = SPI_execute_plan(ChatstoreWindowPlan(&plans[table][newest_first], queries[table][newest_first],
 										5, argtypes),
 						  args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
