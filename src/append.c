@@ -317,21 +317,14 @@ ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now,
 }
 
 /*
- * Insert one validated message with the given seq and fill values/nulls
- * with the stored row.
+ * Fill values/nulls (the stored row, for the result) and spinulls (for SPI)
+ * with a validated message, a new id and the given seq.
  */
 static void
-InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
-			  text *idempotency_key, TimestampTz now, Datum *values, bool *nulls)
+FillMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m, text *idempotency_key,
+			TimestampTz now, Datum *values, bool *nulls, char *spinulls)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[MESSAGE_NCOLUMNS] = {
-		UUIDOID, INT4OID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID,
-		TIMESTAMPTZOID, TEXTOID
-	};
-	char		spinulls[MESSAGE_NCOLUMNS];
 	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
-	int			rc;
 
 	GenerateUuidV7(id, now);
 	values[MSGCOL_CONVERSATION_ID] = UUIDPGetDatum(conversation_id);
@@ -349,17 +342,29 @@ InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
 		nulls[i] = false;
 		spinulls[i] = ' ';
 	}
-	if (m->model == NULL)
-	{
-		nulls[MSGCOL_MODEL] = true;
-		spinulls[MSGCOL_MODEL] = 'n';
-	}
-	if (idempotency_key == NULL)
-	{
-		nulls[MSGCOL_IDEMPOTENCY_KEY] = true;
-		spinulls[MSGCOL_IDEMPOTENCY_KEY] = 'n';
-	}
+	nulls[MSGCOL_MODEL] = m->model == NULL;
+	spinulls[MSGCOL_MODEL] = m->model == NULL ? 'n' : ' ';
+	nulls[MSGCOL_IDEMPOTENCY_KEY] = idempotency_key == NULL;
+	spinulls[MSGCOL_IDEMPOTENCY_KEY] = idempotency_key == NULL ? 'n' : ' ';
+}
 
+/*
+ * Insert one validated message with the given seq (taken by ReserveSeq) and
+ * fill values/nulls with the stored row.
+ */
+static void
+InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
+			  text *idempotency_key, TimestampTz now, Datum *values, bool *nulls)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[MESSAGE_NCOLUMNS] = {
+		UUIDOID, INT4OID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID,
+		TIMESTAMPTZOID, TEXTOID
+	};
+	char		spinulls[MESSAGE_NCOLUMNS];
+	int			rc;
+
+	FillMessage(conversation_id, seq, m, idempotency_key, now, values, nulls, spinulls);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
 										"INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
 										" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -367,6 +372,66 @@ InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
 						  values, spinulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "chatstore: message insert failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Append one validated message in one statement: the UPDATE that takes the
+ * next seq and moves the counters feeds the INSERT.  One statement instead
+ * of two is most of an append's own cost.  When the UPDATE finds no row,
+ * LockForAppend says why (P0002, 55000, 54000) or locks the conversation
+ * restored in between, and the second attempt cannot miss.  Fills
+ * values/nulls with the stored row.
+ */
+static void
+AppendOne(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
+		  TimestampTz now, Actor *actor, Datum *values, bool *nulls)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[MESSAGE_NCOLUMNS + 1] = {
+		UUIDOID, INT4OID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID,
+		TIMESTAMPTZOID, TEXTOID, TEXTOID
+	};
+	Datum		args[MESSAGE_NCOLUMNS + 1];
+	char		spinulls[MESSAGE_NCOLUMNS + 1];
+
+	if (actor->kind == ACTOR_NOBODY)
+		ChatstoreConversationNotFound(conversation_id);
+	FillMessage(conversation_id, 0, m, idempotency_key, now, values, nulls, spinulls);
+	memcpy(args, values, sizeof(Datum) * MESSAGE_NCOLUMNS);
+	ChatstoreActorArg(actor, &args[MESSAGE_NCOLUMNS], &spinulls[MESSAGE_NCOLUMNS]);
+
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		bool		isnull;
+		int			rc;
+
+		rc = SPI_execute_plan(ChatstorePlan(&plan,
+											"WITH c AS ("
+											"  UPDATE chatstore.conversation SET"
+											"    last_seq = last_seq OPERATOR(pg_catalog.+) 1,"
+											"    message_count = message_count OPERATOR(pg_catalog.+) 1,"
+											"    token_count = token_count OPERATOR(pg_catalog.+) $8,"
+											"    last_activity_at = GREATEST(last_activity_at, $9)"
+											"  WHERE id OPERATOR(pg_catalog.=) $1"
+											"    AND status OPERATOR(pg_catalog.=) 'active'"
+											"    AND ($11 IS NULL OR user_id OPERATOR(pg_catalog.=) $11)"
+											"    AND last_seq OPERATOR(pg_catalog.<) 2147483647"
+											"  RETURNING last_seq)"
+											" INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
+											" SELECT $1, c.last_seq, $3, $4, $5, $6, $7, $8, $9, $10 FROM c"
+											" RETURNING seq",
+											MESSAGE_NCOLUMNS + 1, argtypes),
+							  args, spinulls, false, 0);
+		if (rc != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "chatstore: append failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+		{
+			values[MSGCOL_SEQ] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			return;
+		}
+		LockForAppend(conversation_id, 1, actor);
+	}
+	elog(ERROR, "chatstore: conversation %s changed while locked", ChatstoreUuidText(conversation_id));
 }
 
 /*
@@ -427,9 +492,7 @@ chatstore_append(PG_FUNCTION_ARGS)
 	}
 	if (!found)
 	{
-		int32		seq = ReserveSeq(conversation_id, 1, m.tokens, now, &actor);
-
-		InsertMessage(conversation_id, seq, &m, idempotency_key, now, values, nulls);
+		AppendOne(conversation_id, &m, idempotency_key, now, &actor, values, nulls);
 	}
 
 	MemoryContextSwitchTo(callerctx);

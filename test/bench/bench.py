@@ -130,7 +130,7 @@ WITH c AS (UPDATE chatstore.conversation
                   last_activity_at = greatest(last_activity_at, now())
             WHERE id = alt.cid(:c) AND status = 'active' RETURNING id, last_seq)
 INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at)
-SELECT c.id, c.last_seq, gen_random_uuid(), 'user', {quote(CONTENT)}, {TOKENS}, now() FROM c;
+SELECT c.id, c.last_seq, gen_random_uuid(), 'user', {quote(CONTENT)}, {TOKENS}, now() FROM c RETURNING *;
 """,
     "append/orm": f"""\\set c random(:lo, :hi)
 BEGIN;
