@@ -97,6 +97,11 @@ SET LOCAL chatstore.user_id = 'alice';
 SELECT title FROM chatstore.get_conversation(:'alice_conv');
 SELECT user_id, title FROM chatstore.conversation;
 COMMIT;
+-- from a driver, set_config(..., true) is SET LOCAL with the user as a parameter
+BEGIN;
+SELECT set_config('chatstore.user_id', 'alice', true) AS declared;
+SELECT title FROM chatstore.get_conversation(:'alice_conv');
+COMMIT;
 -- SET LOCAL ends with the transaction: without a user, an app role sees nothing
 SHOW chatstore.user_id;
 SELECT chatstore.get_conversation(:'bob_conv');

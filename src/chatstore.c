@@ -99,24 +99,35 @@ ChatstoreIntervalIsNegative(Interval *iv)
 }
 
 /*
- * Check hook of chatstore.archive_after: a non-negative interval.
+ * The body of the check hooks of interval settings: a non-negative interval
+ * (or, when empty_ok, the empty string), with a detail naming the setting.
  */
-static bool
-CheckArchiveAfter(char **newval, void **extra, GucSource source)
+bool
+ChatstoreCheckIntervalSetting(const char *value, const char *name, bool empty_ok)
 {
 	Interval	iv;
 
-	if (*newval == NULL || !ChatstoreParseInterval(*newval, &iv))
+	if (empty_ok && value != NULL && value[0] == '\0')
+		return true;
+	if (value == NULL || !ChatstoreParseInterval(value, &iv))
 	{
-		GUC_check_errdetail("chatstore.archive_after must be an interval, such as '90 days'.");
+		GUC_check_errdetail("%s must be %san interval, such as '90 days'.",
+							name, empty_ok ? "empty or " : "");
 		return false;
 	}
 	if (ChatstoreIntervalIsNegative(&iv))
 	{
-		GUC_check_errdetail("chatstore.archive_after must not be negative.");
+		GUC_check_errdetail("%s must not be negative.", name);
 		return false;
 	}
 	return true;
+}
+
+/* Check hook of chatstore.archive_after. */
+static bool
+CheckArchiveAfter(char **newval, void **extra, GucSource source)
+{
+	return ChatstoreCheckIntervalSetting(*newval, "chatstore.archive_after", false);
 }
 
 /*

@@ -75,27 +75,11 @@ typedef struct Archiver
 	BackgroundWorkerHandle *handle;
 } Archiver;
 
-/*
- * Check hook of chatstore.purge_after: empty, or a non-negative interval.
- */
+/* Check hook of chatstore.purge_after: empty (never purge) or an interval. */
 static bool
 CheckPurgeAfter(char **newval, void **extra, GucSource source)
 {
-	Interval	iv;
-
-	if (*newval == NULL || (*newval)[0] == '\0')
-		return true;
-	if (!ChatstoreParseInterval(*newval, &iv))
-	{
-		GUC_check_errdetail("chatstore.purge_after must be empty (never purge) or an interval, such as '1 year'.");
-		return false;
-	}
-	if (ChatstoreIntervalIsNegative(&iv))
-	{
-		GUC_check_errdetail("chatstore.purge_after must not be negative.");
-		return false;
-	}
-	return true;
+	return ChatstoreCheckIntervalSetting(*newval, "chatstore.purge_after", true);
 }
 
 /*
