@@ -61,5 +61,9 @@ stress:
 	@CHATSTORE_CFLAGS=-DUSE_ASSERT_CHECKING test/setup
 	@CHATSTORE_STRESS=1 test/with-server test/run-all
 
+# shared_buffers for make bench: 8GB (the 10,000,000-message store of every layout fits), or 40% of RAM on a smaller
+# machine; BENCH_SHARED_BUFFERS=2GB make bench overrides it.
+BENCH_SHARED_BUFFERS ?= $(shell awk '/MemTotal/ {mb = int($$2 * 0.4 / 1024); print (mb > 8192 ? 8192 : mb) "MB"}' /proc/meminfo)
+
 bench: setup
-	@test/with-server -o fsync=on -o shared_buffers=2GB -o max_wal_size=8GB test/bench/run
+	@test/with-server -o fsync=on -o shared_buffers=$(BENCH_SHARED_BUFFERS) -o max_wal_size=8GB test/bench/run

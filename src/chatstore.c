@@ -107,7 +107,7 @@ ChatstoreCheckIntervalSetting(const char *value, const char *name, bool empty_ok
 {
 	Interval	iv;
 
-	if (empty_ok && value != NULL && value[0] == '\0')
+	if (empty_ok && (value == NULL || value[0] == '\0'))
 		return true;
 	if (value == NULL || !ChatstoreParseInterval(value, &iv))
 	{

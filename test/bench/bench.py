@@ -289,9 +289,27 @@ def growth():
         for layout in LAYOUTS:
             point[f"last20/{layout}"] = measure(f"last20/{layout}", lo, hi, repeats=1)["p50_ms"]
             point[f"append/{layout}"] = measure(f"append/{layout}", *APPEND, repeats=1)["p50_ms"]
+        # what grows with the store: reading the same 100 conversations as at the first point (the pages they
+        # touch stay in the CPU's caches) against reading from all of them; and the buffers one history() touches
+        point["last20/chatstore-first100"] = measure("last20/chatstore", GROWTH_FIRST, GROWTH_FIRST + 99,
+                                                     repeats=1)["p50_ms"]
+        point["buffers/chatstore"] = history_buffers(lo, hi)
         series.append(point)
-        log(f"  at {size:,} messages: " + ", ".join(f"{k} {v:.3f} ms" for k, v in point.items() if k != "messages"))
+        log(f"  at {size:,} messages: " + ", ".join(f"{k} {v:.1f}" if k.startswith("buffers/") else f"{k} {v:.3f} ms"
+                                                       for k, v in point.items() if k != "messages"))
     results["growth"] = series
+
+
+def history_buffers(lo, hi, samples=50):
+    """The mean number of shared buffers chatstore.history(c, 20) touches, over conversations spread across lo..hi."""
+    total = 0
+    with conn() as c:
+        for i in range(samples):
+            n = lo + (hi - lo) * i // max(1, samples - 1)
+            plan = c.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM chatstore.history(alt.cid(%s), 20)",
+                             (n,)).fetchone()[0][0]["Plan"]
+            total += plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
+    return total / samples
 
 
 class Sampler(threading.Thread):
@@ -524,10 +542,10 @@ def report():
     lines = []
     add = lines.append
     machine = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; "
-                              "free -g | awk '/Mem/{print $2}'; psql -XAtc 'SHOW server_version'"],
+                              "free -g | awk '/Mem/{print $2}'; psql -XAtc 'SHOW server_version'; psql -XAtc 'SHOW shared_buffers'"],
                              capture_output=True, text=True).stdout.split("\n")
     add(f"Measured {time.strftime('%Y-%m-%d')} on {machine[0].strip()} cores ({machine[1].strip()}), "
-        f"{machine[2].strip()} GB RAM, PostgreSQL {machine[3].strip()}, fsync=on, "
+        f"{machine[2].strip()} GB RAM, PostgreSQL {machine[3].strip()}, shared_buffers={machine[4].strip()}, fsync=on, "
         f"{SECONDS} s per measurement, median of {REPEATS} runs (growth: 1 run per point).")
     add("")
     add("### Append (one message per transaction, random conversation among 1,000)")
@@ -560,6 +578,16 @@ def report():
     for p in g:
         add(f"| {p['messages']:,} | " + " | ".join(f"{p[f'last20/{layout}']:.3f}" for layout in LAYOUTS) + " | " +
             " | ".join(f"{p[f'append/{layout}']:.3f}" for layout in LAYOUTS) + " |")
+    add("")
+    add("The last 20 are read from a random conversation among all those of the growth series (100 at the first "
+        "point, 100 messages each, appended interleaved). What grows is where they lie, not how much is read:")
+    add("")
+    add("| live messages | last 20 chatstore, all conversations | the same 100 conversations as at the first point | "
+        "buffers per history() call |")
+    add("|---:|---:|---:|---:|")
+    for p in g:
+        add(f"| {p['messages']:,} | {p['last20/chatstore']:.3f} | {p['last20/chatstore-first100']:.3f} | "
+            f"{p['buffers/chatstore']:.1f} |")
     add("")
     if "archive" in results:
         ar, pu = results["archive"], results["purge"]
@@ -652,6 +680,7 @@ plot '{data}' using 1:2 with linespoints title 'chatstore.history', \\
      '' using 1:4 with linespoints title 'ORM layout (reads all)', \\
      '' using 1:5 with linespoints title 'LangChain layout (reads all)'
 set title 'append one message'
+set yrange [0.1:3]
 plot '{data}' using 1:6 with linespoints title 'chatstore.append', \\
      '' using 1:7 with linespoints title 'hand-written SQL floor', \\
      '' using 1:8 with linespoints title 'ORM layout (save)', \\
