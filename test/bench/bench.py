@@ -10,7 +10,8 @@ and latency.png (gnuplot) to BENCH_OUT (default bench-results/).
 
 Knobs (environment): BENCH_SECONDS (per measurement, default 5), BENCH_REPEATS (default 3), BENCH_MAX_MESSAGES (top
 of the growth series, default 10000000), BENCH_ARCHIVE_MESSAGES (default 1000000), BENCH_SECTIONS (a comma-separated
-subset of append,last20,context,growth,archive,memory; the report needs all of them).
+subset of append,last20,context,growth,archive,memory; a partial run writes results.json and the plot, the
+report needs them all).
 Run with Debian's Python (/usr/bin/python3, package python3-psycopg).
 """
 import json
@@ -30,7 +31,8 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 MAX_MESSAGES = int(os.environ.get("BENCH_MAX_MESSAGES", "10000000"))
 ARCHIVE_MESSAGES = int(os.environ.get("BENCH_ARCHIVE_MESSAGES", "1000000"))
 OUT = os.environ.get("BENCH_OUT", "bench-results")
-SECTIONS = os.environ.get("BENCH_SECTIONS", "append,last20,context,growth,archive,memory").split(",")
+ALL_SECTIONS = ["append", "last20", "context", "growth", "archive", "memory"]
+SECTIONS = os.environ.get("BENCH_SECTIONS", ",".join(ALL_SECTIONS)).split(",")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # A typical chat message of about 200 characters (45 o200k tokens by chatstore's estimate).
@@ -534,7 +536,6 @@ def ratio(a, b):
 
 
 def report():
-    os.makedirs(OUT, exist_ok=True)
     a = results["append"]
     h = results["last20"]
     g = results["growth"]
@@ -691,6 +692,7 @@ unset multiplot
 
 
 def main():
+    os.makedirs(OUT, exist_ok=True)
     log(f"chatstore benchmark: {SECONDS} s per measurement, {REPEATS} runs, growth to {MAX_MESSAGES:,} messages")
     execute("DROP SCHEMA IF EXISTS alt CASCADE")
     execute("DROP EXTENSION IF EXISTS chatstore")
@@ -720,10 +722,14 @@ def main():
         bench_live_size()
     if "memory" in SECTIONS:
         bench_memory()
-    if SECTIONS == ["growth"]:
-        plot(results["growth"])
+    if set(SECTIONS) >= set(ALL_SECTIONS):
+        report()
         return
-    report()
+    # a partial run: its figures and, with the growth series, the plot
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    if "growth" in results:
+        plot(results["growth"])
 
 
 if __name__ == "__main__":
