@@ -16,7 +16,8 @@ OBJS         = src/chatstore.o src/uuidv7.o src/tokens.o src/conversation.o \
                src/privileges.o src/worker.o
 
 DATA_built   = chatstore--$(EXTVERSION).sql
-DATA         = $(wildcard src/updates/chatstore--*--*.sql)
+# upgrade scripts, and the install scripts of released versions (frozen: the upgrade test installs each)
+DATA         = $(wildcard src/updates/chatstore--*--*.sql) $(wildcard src/releases/chatstore--*.sql)
 
 # pg_regress suites, in sql/ and expected/
 REGRESS      = conversation append history archive privileges search_path stats

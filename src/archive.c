@@ -94,14 +94,41 @@ EnsurePartition(TimestampTz at)
 }
 
 /*
- * Make sure the partitions of this month and the next exist, before any
- * conversation row is locked.
+ * The first instant (UTC) of the calendar month after the one that holds
+ * "at".  Calendar arithmetic, never a fixed number of days: on 30 November
+ * the next month is December, not January.
+ */
+static TimestampTz
+NextMonthStart(TimestampTz at)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	TimestampTz result;
+
+	if (timestamp2tm(at, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	tm.tm_year += tm.tm_mon / 12;
+	tm.tm_mon = tm.tm_mon % 12 + 1;
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	if (tm2timestamp(&tm, 0, NULL, &result) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return result;
+}
+
+/*
+ * Make sure the partitions of this month and the next (UTC) exist, before
+ * any conversation row is locked.
  */
 static void
 EnsureArchivePartitions(TimestampTz now)
 {
 	EnsurePartition(now);
-	EnsurePartition(now + (TimestampTz) 32 * USECS_PER_DAY);
+	EnsurePartition(NextMonthStart(now));
 }
 
 /*
