@@ -3,7 +3,7 @@
 #   make            build
 #   make install    install into the PostgreSQL found by pg_config (root)
 #   make demo       install what is missing, build, install, run a short chat session on a throwaway server
-#   make test       the same set-up, then every test suite; ends with "N passed, N failed"
+#   make test       the same set-up, then every test suite; ends with "N passed, N failed, N skipped"
 #   make stress     make test with the long variants of the crash, fuzz and archiver tests
 #   make bench      benchmarks (long; never part of make test)
 
