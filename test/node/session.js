@@ -1,15 +1,32 @@
 #!/usr/bin/env node
 /*
  * A short chatstore session from Node.js (node-postgres): the same steps as test/python/session.py and the
- * README. Connection parameters come from the PG* environment variables.
+ * README. Connection parameters come from the PG* environment variables; run as an app role (chatstore.grant_app):
+ * one transaction that declares its user, errors caught in savepoints.
  */
 'use strict';
-const { Client } = require('pg');
+const { Client, types } = require('pg');
+
+types.setTypeParser(types.builtins.INT8, Number);	/* bigint counters as numbers, not strings */
 
 async function main() {
 	const db = new Client();
 	await db.connect();
 	const one = async (sql, params) => (await db.query(sql, params)).rows[0];
+	/* run f in a savepoint, so that its error rolls back only f */
+	const savepoint = async (f) => {
+		await db.query('SAVEPOINT s');
+		try {
+			await f();
+			await db.query('RELEASE SAVEPOINT s');
+		} catch (e) {
+			await db.query('ROLLBACK TO SAVEPOINT s');
+			throw e;
+		}
+	};
+
+	await db.query('BEGIN');
+	await db.query("SELECT set_config('chatstore.user_id', $1, true)", ['alice']);
 
 	const { conv } = await one('SELECT chatstore.create_conversation($1, $2, $3) AS conv',
 		['alice', 'Weekend in Lisbon', { channel: 'web' }]);
@@ -36,19 +53,22 @@ async function main() {
 	console.log('chat JSON, last 2:', pyRepr(j));
 
 	try {
-		await db.query("SELECT chatstore.append($1, 'user', $2)", [conv, 'x'.repeat(40000)]);
+		await savepoint(() => db.query("SELECT seq FROM chatstore.append($1, 'user', $2)", [conv, 'x'.repeat(40000)]));
 	} catch (e) {
 		console.log('too long:', e.code, e.message, '|', e.detail);
 	}
 	console.log('archived:', pyBool((await one('SELECT chatstore.archive_conversation($1) AS r', [conv])).r));
 	try {
-		await db.query("SELECT chatstore.append($1, 'user', 'hello?')", [conv]);
+		await savepoint(() => db.query("SELECT seq FROM chatstore.append($1, 'user', 'hello?')", [conv]));
 	} catch (e) {
 		console.log('append to archived:', e.code, e.hint.replace(conv, '<id>'));
 	}
 	console.log('restored:', pyBool((await one('SELECT chatstore.restore($1) AS r', [conv])).r));
-	const s = await one('SELECT conversations, messages, archived_messages FROM chatstore.stats()');
-	console.log(`stats: (${s.conversations}, ${s.messages}, ${s.archived_messages})`);
+	const list = (await db.query('SELECT title, message_count, status FROM chatstore.list_conversations($1)',
+		['alice'])).rows;
+	console.log('conversations:', '[' + list.map(c => `(${pyRepr(c.title)}, ${pyRepr(c.message_count)}, ` +
+		`${pyRepr(c.status)})`).join(', ') + ']');
+	await db.query('COMMIT');
 	await db.end();
 }
 

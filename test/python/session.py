@@ -1,13 +1,15 @@
 """A short chatstore session from Python (psycopg 3): the same steps as test/node/session.js and the README.
 
-Connection parameters come from the PG* environment variables (or pass a conninfo string as argument).
+Connection parameters come from the PG* environment variables (or pass a conninfo string as argument); run as an
+app role (chatstore.grant_app): one transaction that declares its user, errors caught in savepoints.
 """
 import sys
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-with psycopg.connect(sys.argv[1] if len(sys.argv) > 1 else "", autocommit=True) as conn:
+with psycopg.connect(sys.argv[1] if len(sys.argv) > 1 else "") as conn, conn.transaction():
+    conn.execute("SELECT set_config('chatstore.user_id', %s, true)", ("alice",))
     conv = conn.execute(
         "SELECT chatstore.create_conversation(%s, %s, %s)",
         ("alice", "Weekend in Lisbon", Jsonb({"channel": "web"})),
@@ -38,15 +40,17 @@ with psycopg.connect(sys.argv[1] if len(sys.argv) > 1 else "", autocommit=True) 
     print("chat JSON, last 2:", conn.execute("SELECT chatstore.history_json(%s, 2)", (conv,)).fetchone()[0])
 
     try:
-        conn.execute("SELECT chatstore.append(%s, 'user', %s)", (conv, "x" * 40000))
+        with conn.transaction():  # a savepoint: the error rolls back only this
+            conn.execute("SELECT seq FROM chatstore.append(%s, 'user', %s)", (conv, "x" * 40000))
     except psycopg.Error as e:
         print("too long:", e.sqlstate, e.diag.message_primary, "|", e.diag.message_detail)
 
     print("archived:", conn.execute("SELECT chatstore.archive_conversation(%s)", (conv,)).fetchone()[0])
     try:
-        conn.execute("SELECT chatstore.append(%s, 'user', 'hello?')", (conv,))
+        with conn.transaction():
+            conn.execute("SELECT seq FROM chatstore.append(%s, 'user', 'hello?')", (conv,))
     except psycopg.Error as e:
         print("append to archived:", e.sqlstate, e.diag.message_hint.replace(str(conv), "<id>"))
     print("restored:", conn.execute("SELECT chatstore.restore(%s)", (conv,)).fetchone()[0])
-    print("stats:", conn.execute(
-        "SELECT conversations, messages, archived_messages FROM chatstore.stats()").fetchone())
+    print("conversations:", conn.execute(
+        "SELECT title, message_count, status FROM chatstore.list_conversations(%s)", ("alice",)).fetchall())
