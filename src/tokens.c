@@ -193,6 +193,46 @@ static const uint8 rare_cost[RARE_LIMIT >> RARE_BLOCK_SHIFT] = {
 /* Code points above the table: nearly all cost their 4 bytes. */
 #define RARE_HIGH_COST		40
 
+/*
+ * For each letter a-z, a bit mask of the letters that seldom follow it in
+ * the words of o200k's vocabulary (printed by test/node/tokens-table.js).
+ * English text has about one such pair in 800 letters, random letters
+ * (keys, hashes, base64) one in three: each costs RARE_BIGRAM_COST more.
+ */
+static const uint32 rare_bigrams[26] = {
+	0x0000000,	/* a */
+	0x2E1B46C,	/* b */
+	0x0E1B26A,	/* c */
+	0x0818420,	/* d */
+	0x0000000,	/* e */
+	0x2E1B6CE,	/* f */
+	0x2A18224,	/* g */
+	0x2A186E4,	/* h */
+	0x0000000,	/* i */
+	0x3EB9AE6,	/* j */
+	0x2A1926E,	/* k */
+	0x2C30000,	/* l */
+	0x2A306CC,	/* m */
+	0x0800000,	/* n */
+	0x0000000,	/* o */
+	0x2E13642,	/* p */
+	0x3EFFFFE,	/* q */
+	0x0800200,	/* r */
+	0x0800200,	/* s */
+	0x0810200,	/* t */
+	0x0010000,	/* u */
+	0x3EDB6EE,	/* v */
+	0x2E9966E,	/* w */
+	0x3F73EEA,	/* x */
+	0x3E106A0,	/* y */
+	0x0A79EEE,	/* z */
+};
+
+#define RARE_BIGRAM_COST	700
+
+/* The space before a word of rare characters */
+#define RARE_SPACE_COST		500
+
 /* Share of a rare character's lone cost that is charged, in percent. */
 #define RARE_SHARE			100
 
@@ -236,11 +276,14 @@ static const int script_letter_cost[] = {
 
 /*
  * ASCII punctuation: one token covers PUNCT_FREE runs of one character
- * ("---" is one run, ");" two), each further run costs PUNCT_PER.
+ * ("---" is one run, ");" two), each further run costs PUNCT_PER, and more
+ * in long jumbles of punctuation, which the vocabulary has few tokens for.
  */
 #define PUNCT_FREE			2
 #define PUNCT_PER			500
 #define PUNCT_PER_TOKEN		64	/* even a run of one character, like "----" */
+#define PUNCT_LONG			6	/* runs after this many cost PUNCT_LONG_PER */
+#define PUNCT_LONG_PER		750
 
 /* Spaces, tabs or line breaks per token in a long run */
 #define SPACE_PER_TOKEN		16
@@ -648,6 +691,9 @@ ScanWord(const unsigned char *s, int len, int pos, int prefix, bool prefix_ascii
 	bool		seen_lower = false;
 	int64		other = 0;
 	int64		accent_cost = 0;
+	int			nrare_pairs = 0;
+	int			nrare = 0;		/* rare characters */
+	int			prev_ascii = -1;	/* the letter before, 0-25, or -1 */
 	int			shape;
 	const WordCost *wc;
 	CharInfo	ci;
@@ -669,15 +715,28 @@ ScanWord(const unsigned char *s, int len, int pos, int prefix, bool prefix_ascii
 			seen_lower = true;
 		nletters++;
 		if (ci.script == SC_ASCII)
+		{
+			int			cur = (s[pos] | 0x20) - 'a';
+
+			if (prev_ascii >= 0 && (rare_bigrams[prev_ascii] & (UINT32_C(1) << cur)))
+				nrare_pairs++;
+			prev_ascii = cur;
 			nlatin++;
-		else if (ci.script == SC_LATIN || ci.script == SC_LATIN_EXT)
+			pos += ci.len;
+			continue;
+		}
+		prev_ascii = -1;
+		if (ci.script == SC_LATIN || ci.script == SC_LATIN_EXT)
 		{
 			nlatin++;
 			naccents++;
 			accent_cost += (ci.script == SC_LATIN) ? LATIN_ACCENT_COST : LATIN_EXT_ACCENT_COST;
 		}
 		else if (ci.rare > 0)
+		{
 			other += ci.rare;
+			nrare++;
+		}
 		else
 			other += script_letter_cost[ci.script];
 		pos += ci.len;
@@ -691,10 +750,15 @@ ScanWord(const unsigned char *s, int len, int pos, int prefix, bool prefix_ascii
 		prefix = WP_NONE;
 	}
 
-	/* Other scripts: a token for every few letters. */
+	/*
+	 * Other scripts: a token for every few letters.  Before a word of rare
+	 * letters, the vocabulary seldom has the space joined to its first byte.
+	 */
 	if (nlatin == 0)
 	{
 		tally->cost += Max(MILLI, other);
+		if (nrare > 0 && prefix == WP_SPACE)
+			tally->cost += RARE_SPACE_COST;
 		return pos;
 	}
 
@@ -706,7 +770,7 @@ ScanWord(const unsigned char *s, int len, int pos, int prefix, bool prefix_ascii
 		shape = WC_UPPER;
 	wc = &word_costs[prefix][shape];
 
-	tally->cost += MILLI + accent_cost + other;
+	tally->cost += MILLI + accent_cost + other + (int64) nrare_pairs * RARE_BIGRAM_COST;
 	tally->long_english += (int64) Max(0, nlatin - wc->free) * wc->per;
 	tally->long_foreign += (int64) Max(0, nlatin - LATIN_FOREIGN_FREE) * LATIN_FOREIGN_PER;
 	tally->latin += nlatin;
@@ -752,7 +816,8 @@ ScanPunct(const unsigned char *s, int len, int pos, Tally *tally)
 	}
 
 	if (nruns > 0)
-		cost += MILLI + (int64) Max(0, nruns - PUNCT_FREE) * PUNCT_PER +
+		cost += MILLI + (int64) Max(0, Min(nruns, PUNCT_LONG) - PUNCT_FREE) * PUNCT_PER +
+			(int64) Max(0, nruns - PUNCT_LONG) * PUNCT_LONG_PER +
 			(int64) (nascii / PUNCT_PER_TOKEN) * MILLI;
 	tally->cost += Max(MILLI, cost) + (int64) (nnewlines / SPACE_PER_TOKEN) * MILLI;
 	return pos;
