@@ -163,6 +163,11 @@ function kinds() {
 			}
 		});
 	});
+	kind('rare symbols glued to letters', ({ int, pick, cp }) => fill(TEXT_LENGTH, () => {
+		const r = pick([[0xE000, 0xF8FF], [0x2500, 0x257F], [0x2800, 0x28FF], [0x1F300, 0x1F5FF]]);
+
+		return cp(r[0], r[1]) + String.fromCharCode(int(97, 122)).repeat(int(1, 2));
+	}));
 	kind('Tibetan', ({ int, cp }) => fill(TEXT_LENGTH, () => {
 		let s = cp(0xF40, 0xF6C);
 
