@@ -416,7 +416,7 @@ ChatstoreGetActor(Actor *actor)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("chatstore.user_id is not set"),
 				 stale ?
-				 errdetail("chatstore.user_id was set before this transaction, and chatstore.user_id_scope is 'transaction'.") :
+				 errdetail("chatstore.user_id was set before this transaction (or before chatstore was loaded in it), and chatstore.user_id_scope is 'transaction'.") :
 				 errdetail("Role \"%s\" is not a chatstore admin, so it acts only for the user its transaction declares.",
 						   GetUserNameFromId(GetUserId(), false)),
 				 errhint("Call chatstore.set_user('...') in the same transaction first.")));
