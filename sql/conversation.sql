@@ -27,8 +27,12 @@ SELECT chatstore.create_conversation('alice', metadata => jsonb_build_object('no
 \echo :SQLSTATE
 RESET chatstore.max_metadata_bytes;
 
--- get_conversation: NULL for an unknown id, 22004 for a NULL id
+-- get_conversation: P0002 for an unknown id (as every function that takes a conversation id; 1.0 returned NULL,
+-- which SELECT * turned into one row of NULLs), 22004 for a NULL id
+SELECT * FROM chatstore.get_conversation('00000000-0000-7000-8000-000000000000');
+\echo :SQLSTATE
 SELECT chatstore.get_conversation('00000000-0000-7000-8000-000000000000') IS NULL AS missing;
+\echo :SQLSTATE
 SELECT chatstore.get_conversation(NULL);
 \echo :SQLSTATE
 
@@ -73,8 +77,11 @@ SELECT chatstore.update_conversation(NULL);
 -- delete_conversation removes the conversation and its messages, live and archived
 SELECT (chatstore.append(:'c2', 'user', 'hello')).seq;
 SELECT chatstore.delete_conversation(:'c2');
-SELECT chatstore.get_conversation(:'c2') IS NULL AS gone,
+SELECT NOT EXISTS (SELECT FROM chatstore.conversation WHERE id = :'c2') AS gone,
        (SELECT count(*) FROM chatstore.message WHERE conversation_id = :'c2') AS messages;
+\set VERBOSITY sqlstate
+SELECT chatstore.get_conversation(:'c2');
+\set VERBOSITY default
 SELECT (chatstore.append(:'c3', 'user', 'hello')).seq;
 SELECT chatstore.archive_conversation(:'c3');
 SELECT chatstore.delete_conversation(:'c3');

@@ -47,6 +47,7 @@ COMMIT;
 SET chatstore.user_id = 'bob';
 -- bob's session cannot see, change or even detect alice's conversation: it does not exist for it
 SELECT chatstore.get_conversation(:'alice_conv');
+\echo :SQLSTATE
 SELECT chatstore.history(:'alice_conv');
 \echo :SQLSTATE
 SELECT chatstore.context(:'alice_conv', 100);
@@ -102,15 +103,65 @@ BEGIN;
 SELECT set_config('chatstore.user_id', 'alice', true) AS declared;
 SELECT title FROM chatstore.get_conversation(:'alice_conv');
 COMMIT;
--- SET LOCAL ends with the transaction: without a user, an app role sees nothing
+-- chatstore.set_user() is the easy way: the user for this transaction only, checked like a user_id argument
+BEGIN;
+SELECT chatstore.set_user('alice');
 SHOW chatstore.user_id;
-SELECT chatstore.get_conversation(:'bob_conv');
-SELECT chatstore.history(:'bob_conv');
+SELECT title FROM chatstore.get_conversation(:'alice_conv');
+SELECT user_id, title FROM chatstore.conversation;
+COMMIT;
+SHOW chatstore.user_id;
+BEGIN;
+SELECT chatstore.set_user('bob');
+SAVEPOINT s;
+SELECT chatstore.set_user('alice');
+ROLLBACK TO SAVEPOINT s;
+SHOW chatstore.user_id;
+COMMIT;
+SELECT chatstore.set_user('');
 \echo :SQLSTATE
-SELECT count(*) FROM chatstore.list_conversations('bob');
-SELECT count(*) FROM chatstore.conversation;
+SELECT chatstore.set_user(repeat('x', 256));
+\echo :SQLSTATE
+SELECT chatstore.set_user(NULL);
+\echo :SQLSTATE
+-- outside a transaction block it declares the user for its own statement only, and says so
+SELECT chatstore.set_user('alice');
+SHOW chatstore.user_id;
+
+-- SET LOCAL ends with the transaction: without a user, every function gives an app role the same error
+SHOW chatstore.user_id;
 SELECT chatstore.create_conversation('bob');
 \echo :SQLSTATE
+SELECT chatstore.get_conversation(:'bob_conv');
+\echo :SQLSTATE
+SELECT chatstore.list_conversations('bob');
+\echo :SQLSTATE
+SELECT chatstore.update_conversation(:'bob_conv', title => 'x');
+\echo :SQLSTATE
+SELECT chatstore.delete_conversation(:'bob_conv');
+\echo :SQLSTATE
+SELECT chatstore.append(:'bob_conv', 'user', 'hi');
+\echo :SQLSTATE
+SELECT chatstore.append(:'bob_conv', 'user', 'hi', idempotency_key => 'k');
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'bob_conv', '[{"role": "user", "content": "hi"}]');
+\echo :SQLSTATE
+SELECT chatstore.history(:'bob_conv');
+\echo :SQLSTATE
+SELECT chatstore.context(:'bob_conv', 100);
+\echo :SQLSTATE
+SELECT chatstore.history_json(:'bob_conv');
+\echo :SQLSTATE
+SELECT chatstore.archive_conversation(:'bob_conv');
+\echo :SQLSTATE
+SELECT chatstore.restore(:'bob_conv');
+\echo :SQLSTATE
+-- (the same for a conversation that does not exist: nothing is told about conversations)
+SELECT chatstore.history('00000000-0000-7000-8000-000000000000');
+\echo :SQLSTATE
+-- direct reads show no rows (row-level security), and is_admin() says why
+SELECT count(*) FROM chatstore.conversation;
+SELECT chatstore.is_admin();
 RESET ROLE;
 
 -- an admin without chatstore.user_id acts for every user
@@ -129,6 +180,98 @@ COMMIT;
 SELECT status FROM chatstore.conversation ORDER BY user_id;
 RESET ROLE;
 
+-- get_conversation of a missing conversation is P0002 for an admin too, not a row of NULLs
+SET ROLE regress_chat_admin;
+SELECT * FROM chatstore.get_conversation('00000000-0000-7000-8000-000000000000');
+\echo :SQLSTATE
+RESET ROLE;
+
+-- admin status is explicit: the blanket grants that make an application's life easy do not confer it
+CREATE ROLE regress_chat_blanket;
+GRANT USAGE ON SCHEMA chatstore TO regress_chat_blanket;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatstore TO regress_chat_blanket;
+GRANT SELECT ON ALL TABLES IN SCHEMA chatstore TO regress_chat_blanket;
+SET ROLE regress_chat_blanket;
+SELECT chatstore.is_admin();
+SELECT count(*) FROM chatstore.conversation;
+SELECT count(*) FROM chatstore.message;
+SELECT count(*) FROM chatstore.admin_role;
+SELECT chatstore.archive('0');
+\echo :SQLSTATE
+SELECT chatstore.purge('0');
+\echo :SQLSTATE
+SELECT chatstore.erase_user('alice');
+\echo :SQLSTATE
+SELECT chatstore.stats();
+\echo :SQLSTATE
+SELECT chatstore.history(:'alice_conv');
+\echo :SQLSTATE
+-- declaring a user, it acts for that user only, as an app role does
+BEGIN;
+SELECT chatstore.set_user('bob');
+SELECT conversations FROM chatstore.stats();
+SELECT user_id FROM chatstore.conversation;
+COMMIT;
+-- it cannot make itself an admin
+INSERT INTO chatstore.admin_role VALUES ('regress_chat_blanket');
+\echo :SQLSTATE
+RESET ROLE;
+-- not even with every table privilege: row-level security on admin_role has no policy for it
+GRANT ALL ON ALL TABLES IN SCHEMA chatstore TO regress_chat_blanket;
+SET ROLE regress_chat_blanket;
+INSERT INTO chatstore.admin_role VALUES ('regress_chat_blanket');
+\echo :SQLSTATE
+SELECT chatstore.is_admin();
+RESET ROLE;
+REVOKE ALL ON ALL TABLES IN SCHEMA chatstore FROM regress_chat_blanket;
+GRANT SELECT ON ALL TABLES IN SCHEMA chatstore TO regress_chat_blanket;
+-- grant_admin makes it an admin, revoke takes that back
+SELECT chatstore.grant_admin('regress_chat_blanket');
+SELECT role_name FROM chatstore.admin_role ORDER BY role_name;
+SET ROLE regress_chat_blanket;
+SELECT chatstore.is_admin();
+SELECT count(*) FROM chatstore.conversation;
+RESET ROLE;
+SELECT chatstore.revoke('regress_chat_blanket');
+SELECT role_name FROM chatstore.admin_role ORDER BY role_name;
+-- (revoke took the blanket grants too; grant_app gives back the app level, and no admin status)
+SELECT chatstore.grant_app('regress_chat_blanket');
+SET ROLE regress_chat_blanket;
+SELECT chatstore.is_admin();
+RESET ROLE;
+-- a member of an admin role that inherits its privileges is an admin; one that does not inherit is not
+CREATE ROLE regress_chat_ops IN ROLE regress_chat_admin;
+CREATE ROLE regress_chat_noinherit NOINHERIT IN ROLE regress_chat_admin;
+SELECT chatstore.grant_app('regress_chat_ops'), chatstore.grant_app('regress_chat_noinherit');
+SET ROLE regress_chat_ops;
+SELECT chatstore.is_admin();
+SET ROLE regress_chat_noinherit;
+SELECT chatstore.is_admin();
+RESET ROLE;
+-- only a superuser may change chatstore.user_id_scope
+SET ROLE regress_chat_app2;
+SET chatstore.user_id_scope = 'session';
+\echo :SQLSTATE
+RESET ROLE;
+
+-- how long an identity lasts, under both values of chatstore.user_id_scope
+\set scope session
+\i sql/privileges_scope.inc
+\set scope transaction
+\i sql/privileges_scope.inc
+RESET chatstore.user_id_scope;
+-- nor, under 'transaction', a value set before chatstore was loaded into the session (a new session here)
+\c -
+SET chatstore.user_id_scope = 'transaction';
+SET ROLE regress_chat_app2;
+SET chatstore.user_id = 'alice';
+SELECT title FROM chatstore.get_conversation(:'alice_conv');
+\echo :SQLSTATE
+RESET ROLE;
+RESET chatstore.user_id;
+RESET chatstore.user_id_scope;
+\pset null '(null)'
+
 -- revoke takes everything back
 SELECT chatstore.revoke('regress_chat_app1');
 SET ROLE regress_chat_app1;
@@ -139,8 +282,46 @@ RESET ROLE;
 -- clean up the cluster-wide roles
 SELECT chatstore.revoke('regress_chat_app2');
 SELECT chatstore.revoke('regress_chat_admin');
-DROP ROLE regress_chat_app1, regress_chat_app2, regress_chat_admin, regress_chat_nobody;
+SELECT chatstore.revoke('regress_chat_blanket');
+SELECT chatstore.revoke('regress_chat_ops'), chatstore.revoke('regress_chat_noinherit');
+DROP ROLE regress_chat_app1, regress_chat_app2, regress_chat_nobody, regress_chat_ops, regress_chat_noinherit;
 SELECT chatstore.grant_app(NULL);
 \echo :SQLSTATE
 SELECT chatstore.grant_app('no_such_role');
 \echo :SQLSTATE
+
+-- ALTER EXTENSION UPDATE from 1.0 carries 1.0's admins forward: the roles granted EXECUTE on archive() and
+-- SELECT on archive_run (what 1.0's grant_admin granted); a role with only the blanket EXECUTE grant, which 1.0
+-- took for an admin, is none after the update
+DROP EXTENSION chatstore;
+CREATE EXTENSION chatstore VERSION '1.0';
+CREATE ROLE regress_chat_both;
+SELECT chatstore.grant_admin('regress_chat_admin');
+SELECT chatstore.grant_app('regress_chat_blanket');
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatstore TO regress_chat_blanket;
+GRANT USAGE ON SCHEMA chatstore TO regress_chat_both;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatstore TO regress_chat_both;
+GRANT SELECT ON ALL TABLES IN SCHEMA chatstore TO regress_chat_both;
+SET ROLE regress_chat_blanket;
+SELECT chatstore.is_admin() AS admin_in_1_0;
+RESET ROLE;
+ALTER EXTENSION chatstore UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'chatstore';
+SELECT role_name FROM chatstore.admin_role ORDER BY role_name;
+SET ROLE regress_chat_admin;
+SELECT chatstore.is_admin();
+SET ROLE regress_chat_blanket;
+SELECT chatstore.is_admin();
+RESET ROLE;
+-- set_user is new: the roles get it by running the grant functions again
+SET ROLE regress_chat_blanket;
+SELECT has_function_privilege('chatstore.set_user(text)', 'EXECUTE');
+RESET ROLE;
+SELECT chatstore.grant_app('regress_chat_blanket');
+SET ROLE regress_chat_blanket;
+SELECT has_function_privilege('chatstore.set_user(text)', 'EXECUTE');
+RESET ROLE;
+SELECT chatstore.revoke('regress_chat_admin'), chatstore.revoke('regress_chat_blanket'), chatstore.revoke('regress_chat_both');
+DROP EXTENSION chatstore;
+CREATE EXTENSION chatstore;
+DROP ROLE regress_chat_admin, regress_chat_blanket, regress_chat_both;

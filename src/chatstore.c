@@ -14,6 +14,8 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -21,9 +23,11 @@
 #include "miscadmin.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #if PG_VERSION_NUM >= 160000
@@ -43,6 +47,26 @@ int			chatstore_max_user_message_chars = 32000;
 int			chatstore_max_metadata_bytes = 65536;
 char	   *chatstore_archive_after = NULL;
 char	   *chatstore_user_id = NULL;
+int			chatstore_user_id_scope = USER_ID_SCOPE_SESSION;
+
+static const struct config_enum_entry user_id_scope_options[] = {
+	{"session", USER_ID_SCOPE_SESSION, false},
+	{"transaction", USER_ID_SCOPE_TRANSACTION, false},
+	{NULL, 0, false}
+};
+
+/*
+ * The local transaction in which the current value of chatstore.user_id was
+ * set (InvalidLocalTransactionId: outside any, or before chatstore was
+ * loaded).  It is the setting's "extra", which PostgreSQL keeps with each
+ * value when it stacks and restores values at SET LOCAL, savepoints and
+ * transaction end, so a value restored from an earlier transaction keeps the
+ * stamp of that transaction; the assign hook copies it here.
+ */
+static LocalTransactionId user_id_set_in = InvalidLocalTransactionId;
+
+/* True while _PG_init defines the settings (see CheckUserId). */
+static bool defining_settings = false;
 
 void		_PG_init(void);
 
@@ -130,6 +154,87 @@ CheckArchiveAfter(char **newval, void **extra, GucSource source)
 	return ChatstoreCheckIntervalSetting(*newval, "chatstore.archive_after", false);
 }
 
+/* The local id of the current top-level transaction, or invalid outside one. */
+static LocalTransactionId
+CurrentLocalXid(void)
+{
+	if (MyProc == NULL || !IsTransactionState())
+		return InvalidLocalTransactionId;
+#if PG_VERSION_NUM >= 170000
+	return MyProc->vxid.lxid;
+#else
+	return MyProc->lxid;
+#endif
+}
+
+/*
+ * Check hook of chatstore.user_id: accepts any value and stamps it (in the
+ * extra) with the transaction that sets it.  A value that comes in while the
+ * library is being loaded is a placeholder's, set before chatstore was
+ * loaded, maybe in an earlier transaction: it gets no stamp, so under
+ * transaction scope it does not count.
+ */
+static bool
+CheckUserId(char **newval, void **extra, GucSource source)
+{
+#if PG_VERSION_NUM >= 160000
+	LocalTransactionId *set_in = guc_malloc(LOG, sizeof(LocalTransactionId));
+#else
+	LocalTransactionId *set_in = malloc(sizeof(LocalTransactionId));	/* as guc.c frees it */
+#endif
+
+	if (set_in == NULL)
+		return false;
+	*set_in = defining_settings ? InvalidLocalTransactionId : CurrentLocalXid();
+	*extra = set_in;
+	return true;
+}
+
+/* Assign hook of chatstore.user_id: remember the new value's stamp. */
+static void
+AssignUserId(const char *newval, void *extra)
+{
+	user_id_set_in = extra != NULL ? *(LocalTransactionId *) extra : InvalidLocalTransactionId;
+}
+
+/*
+ * The user the current transaction acts for, or NULL when none is declared:
+ * chatstore.user_id when it is not empty and, under chatstore.user_id_scope
+ * = 'transaction', was set in this transaction.  *stale (when not NULL) says
+ * whether a value was there but did not count.
+ */
+const char *
+ChatstoreDeclaredUser(bool *stale)
+{
+	LocalTransactionId now = CurrentLocalXid();
+
+	if (stale != NULL)
+		*stale = false;
+	if (chatstore_user_id == NULL || chatstore_user_id[0] == '\0')
+		return NULL;
+	if (chatstore_user_id_scope == USER_ID_SCOPE_TRANSACTION &&
+		(user_id_set_in == InvalidLocalTransactionId || user_id_set_in != now))
+	{
+		if (stale != NULL)
+			*stale = true;
+		return NULL;
+	}
+	return chatstore_user_id;
+}
+
+/*
+ * Show hook of chatstore.user_id: the user in effect, so that SHOW and
+ * current_setting() -- which the row-level security policies read -- give
+ * the empty string for a value that no longer counts.
+ */
+static const char *
+ShowUserId(void)
+{
+	const char *user_id = ChatstoreDeclaredUser(NULL);
+
+	return user_id != NULL ? user_id : "";
+}
+
 /*
  * Module load: define the settings and reserve the "chatstore" prefix, so
  * that a misspelt chatstore.* setting is reported instead of ignored.
@@ -169,13 +274,24 @@ _PG_init(void)
 							   PGC_SUSET, 0,
 							   CheckArchiveAfter, NULL, NULL);
 
+	defining_settings = true;
 	DefineCustomStringVariable("chatstore.user_id",
 							   "The application user this transaction acts for: chatstore functions then see only that user's conversations.",
-							   "Set it per transaction with SET LOCAL; empty means not set.",
+							   "Set it per transaction with chatstore.set_user() or SET LOCAL; empty means not set.",
 							   &chatstore_user_id,
 							   "",
 							   PGC_USERSET, 0,
-							   NULL, NULL, NULL);
+							   CheckUserId, AssignUserId, ShowUserId);
+	defining_settings = false;
+
+	DefineCustomEnumVariable("chatstore.user_id_scope",
+							 "How long a value of chatstore.user_id counts: for the session (like any setting) or only in the transaction that set it.",
+							 NULL,
+							 &chatstore_user_id_scope,
+							 USER_ID_SCOPE_SESSION,
+							 user_id_scope_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	ArchiveWorkerInit();
 
@@ -183,21 +299,16 @@ _PG_init(void)
 }
 
 /*
- * Is the calling role an admin: a superuser, or a role that may execute
- * chatstore.archive() (what chatstore.grant_admin() grants)?  The calling
- * role is the current user: chatstore's functions are not SECURITY DEFINER
- * (see ChatstoreConnect), so inside someone else's SECURITY DEFINER function
- * it is that function's owner, not the session's role.
+ * Is a role an admin in 1.0's sense: may it execute chatstore.archive()?
+ * Used only while the database still has 1.0's schema (no
+ * chatstore.admin_role table) under this version's library.
  */
-bool
-ChatstoreCallerIsAdmin(void)
+static bool
+RoleMayArchive(Oid role)
 {
-	Oid			role = GetUserId();
 	Oid			argtypes[2] = {INTERVALOID, INT4OID};
 	Oid			archive;
 
-	if (superuser_arg(role))
-		return true;
 	archive = LookupFuncName(list_make2(makeString("chatstore"), makeString("archive")),
 							 2, argtypes, true);
 	if (!OidIsValid(archive))
@@ -210,21 +321,107 @@ ChatstoreCallerIsAdmin(void)
 }
 
 /*
- * Work out whom this call acts for (see Actor in chatstore.h).
+ * Is a role listed in chatstore.admin_role (whose oid is given), or has it
+ * the privileges of a listed role (a member that inherits)?  Reads the table
+ * through SPI as its owner: app roles cannot read it.
+ */
+static bool
+RoleInAdminTable(Oid role, Oid relid)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[1] = {OIDOID};
+	HeapTuple	reltup;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	Datum		args[1] = {ObjectIdGetDatum(role)};
+	bool		isnull;
+	bool		found;
+
+	reltup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(reltup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(reltup))->relowner;
+	ReleaseSysCache(reltup);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "chatstore: SPI_connect failed");
+	if (SPI_execute_plan(ChatstorePlan(&plan,
+									   "SELECT EXISTS (SELECT FROM chatstore.admin_role a"
+									   "  JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) a.role_name"
+									   "  WHERE pg_catalog.pg_has_role($1, r.oid, 'USAGE'))",
+									   1, argtypes),
+						 args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "chatstore: admin lookup failed");
+	found = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	AtEOXact_GUC(true, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return found && !isnull;
+}
+
+/*
+ * Is the calling role an admin: a superuser, or a role that
+ * chatstore.grant_admin() listed in chatstore.admin_role (or a member of
+ * one, with INHERIT)?  Admin status is recorded only there, so no blanket
+ * GRANT on the schema's functions or tables confers it.  The calling role
+ * is the current user: chatstore's functions are not SECURITY DEFINER (see
+ * ChatstoreConnect), so inside someone else's SECURITY DEFINER function it
+ * is that function's owner, not the session's role.
+ */
+bool
+ChatstoreCallerIsAdmin(void)
+{
+	Oid			role = GetUserId();
+	Oid			nsp;
+	Oid			relid = InvalidOid;
+
+	if (superuser_arg(role))
+		return true;
+	nsp = get_namespace_oid("chatstore", true);
+	if (OidIsValid(nsp))
+		relid = get_relname_relid("admin_role", nsp);
+	if (!OidIsValid(relid))
+		return RoleMayArchive(role);	/* 1.0's schema, not yet updated */
+	return RoleInAdminTable(role, relid);
+}
+
+/*
+ * Work out whom this call acts for (see Actor in chatstore.h): the declared
+ * user, or every user for an admin.  Any other caller gets the one error an
+ * undeclared user gets from every function (42501), before it can learn
+ * anything about any conversation.
  */
 void
 ChatstoreGetActor(Actor *actor)
 {
-	if (chatstore_user_id != NULL && chatstore_user_id[0] != '\0')
+	bool		stale;
+	const char *user_id = ChatstoreDeclaredUser(&stale);
+
+	if (user_id != NULL)
 	{
 		actor->kind = ACTOR_USER;
-		actor->user_id = cstring_to_text(chatstore_user_id);
+		actor->user_id = cstring_to_text(user_id);
+		return;
 	}
-	else
-	{
-		actor->kind = ChatstoreCallerIsAdmin() ? ACTOR_ADMIN : ACTOR_NOBODY;
-		actor->user_id = NULL;
-	}
+	if (!ChatstoreCallerIsAdmin())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("chatstore.user_id is not set"),
+				 stale ?
+				 errdetail("chatstore.user_id was set before this transaction (or before chatstore was loaded in it), and chatstore.user_id_scope is 'transaction'.") :
+				 errdetail("Role \"%s\" is not a chatstore admin, so it acts only for the user its transaction declares.",
+						   GetUserNameFromId(GetUserId(), false)),
+				 errhint("Call chatstore.set_user('...') in the same transaction first.")));
+	actor->kind = ACTOR_ADMIN;
+	actor->user_id = NULL;
 }
 
 /*

@@ -62,12 +62,22 @@ extern int	chatstore_max_user_message_chars;
 extern int	chatstore_max_metadata_bytes;
 extern char *chatstore_archive_after;
 extern char *chatstore_user_id;
+extern int	chatstore_user_id_scope;
+
+/* Values of chatstore.user_id_scope */
+typedef enum UserIdScope
+{
+	USER_ID_SCOPE_SESSION,		/* a value lasts as long as any setting's */
+	USER_ID_SCOPE_TRANSACTION	/* only the transaction that set it */
+} UserIdScope;
 extern int	chatstore_archive_batch_size;
 
 /*
  * Whom a call acts for.  With chatstore.user_id set, every function acts only
- * on that user's conversations; without it, admin roles act for every user
- * and other roles for nobody (they see nothing).
+ * on that user's conversations; without it, admin roles act for every user,
+ * and ChatstoreGetActor raises 42501 for any other role.  ACTOR_NOBODY is no
+ * longer produced by ChatstoreGetActor (1.0.1); code that tests for it is
+ * defensive.
  */
 typedef enum ActorKind
 {
@@ -107,6 +117,7 @@ extern void ChatstoreCheckMetadata(Jsonb *metadata, const char *what);
 extern void ChatstoreConversationNotFound(pg_uuid_t *id) pg_attribute_noreturn();
 extern void ChatstoreConversationArchived(pg_uuid_t *id) pg_attribute_noreturn();
 extern void ChatstoreGetActor(Actor *actor);
+extern const char *ChatstoreDeclaredUser(bool *stale);
 extern bool ChatstoreCallerIsAdmin(void);
 extern bool ChatstoreActorIs(Actor *actor, text *user_id);
 extern void ChatstoreActorArg(Actor *actor, Datum *value, char *isnull);

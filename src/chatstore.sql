@@ -126,10 +126,26 @@ CREATE TABLE chatstore.archive_run (
 COMMENT ON TABLE chatstore.archive_run IS
     'one row per run of the chatstore archiver: when, what it moved and purged, and any error; the last 1000 are kept';
 
+-- The admin roles of this database: chatstore.grant_admin() adds a role, chatstore.revoke() removes it. A role
+-- listed here (or a member of one, with INHERIT) acts for every user when it declares none; superusers always do.
+-- Admin status is this row, never a privilege, so no blanket GRANT on the schema's functions or tables confers
+-- it. Role names, as pg_dump writes grants: a renamed role must be granted again. Row-level security with no
+-- policy: only its owner reads or writes it (chatstore's functions, as the extension's owner).
+CREATE TABLE chatstore.admin_role (
+    role_name        name        NOT NULL,
+    CONSTRAINT admin_role_pkey PRIMARY KEY (role_name)
+);
+
+COMMENT ON TABLE chatstore.admin_role IS
+    'the roles that chatstore.grant_admin() made admins in this database (superusers are admins without a row)';
+
+ALTER TABLE chatstore.admin_role ENABLE ROW LEVEL SECURITY;
+
 -- pg_dump keeps the rows of every chat table (the extension's own objects are recreated by CREATE EXTENSION);
 -- the archive's month partitions are ordinary tables, which pg_dump keeps with their rows.
 SELECT pg_catalog.pg_extension_config_dump('chatstore.conversation', '');
 SELECT pg_catalog.pg_extension_config_dump('chatstore.message', '');
+SELECT pg_catalog.pg_extension_config_dump('chatstore.admin_role', '');
 
 --
 -- Functions
@@ -171,7 +187,7 @@ AS 'MODULE_PATHNAME', 'chatstore_get_conversation'
 LANGUAGE C STABLE;
 
 COMMENT ON FUNCTION chatstore.get_conversation(uuid) IS
-    'the conversation, or NULL when it does not exist';
+    'the conversation; P0002 when it does not exist';
 
 CREATE FUNCTION chatstore.list_conversations(
     user_id text,
@@ -333,7 +349,15 @@ AS 'MODULE_PATHNAME', 'chatstore_is_admin'
 LANGUAGE C STABLE;
 
 COMMENT ON FUNCTION chatstore.is_admin() IS
-    'whether the calling role acts for every user when chatstore.user_id is not set (a superuser or an admin role)';
+    'whether the calling role acts for every user when chatstore.user_id is not set (a superuser, or a role made admin by grant_admin)';
+
+CREATE FUNCTION chatstore.set_user(user_id text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'chatstore_set_user'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.set_user(text) IS
+    'declares the user the current transaction acts for (chatstore.user_id, until the transaction ends) and returns it';
 
 CREATE FUNCTION chatstore.grant_app(role regrole)
 RETURNS void
@@ -349,7 +373,7 @@ AS 'MODULE_PATHNAME', 'chatstore_grant_admin'
 LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.grant_admin(regrole) IS
-    'what grant_app grants, plus archiving in bulk, stats and reading every user''s rows';
+    'what grant_app grants, plus archiving in bulk and stats, and makes the role an admin (chatstore.admin_role), who acts for every user';
 
 CREATE FUNCTION chatstore.revoke(role regrole)
 RETURNS void
@@ -357,7 +381,7 @@ AS 'MODULE_PATHNAME', 'chatstore_revoke'
 LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.revoke(regrole) IS
-    'takes back what grant_app and grant_admin gave a role';
+    'takes back what grant_app and grant_admin gave a role, admin status included';
 
 -- Nothing is granted to PUBLIC: chatstore.grant_app() and grant_admin() hand out the two levels.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA chatstore FROM PUBLIC;

@@ -68,12 +68,6 @@ chatstore_create_conversation(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		ChatstoreCheckMetadata(PG_GETARG_JSONB_P(2), "metadata");
 	ChatstoreGetActor(&actor);
-	if (actor.kind == ACTOR_NOBODY)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("chatstore.user_id is not set"),
-				 errdetail("Application roles act for the user named by chatstore.user_id."),
-				 errhint("Run SET LOCAL chatstore.user_id = '...' in the transaction first.")));
 	if (!ChatstoreActorIs(&actor, PG_GETARG_TEXT_PP(0)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -109,7 +103,9 @@ chatstore_create_conversation(PG_FUNCTION_ARGS)
 /*
  * chatstore.get_conversation(conversation_id uuid) RETURNS chatstore.conversation
  *
- * NULL when the conversation does not exist.
+ * Raises P0002 when the conversation does not exist (or is another user's),
+ * like every function that takes a conversation id: a NULL result would
+ * reach "SELECT * FROM get_conversation(...)" as one row of NULLs.
  */
 Datum
 chatstore_get_conversation(PG_FUNCTION_ARGS)
@@ -128,8 +124,6 @@ chatstore_get_conversation(PG_FUNCTION_ARGS)
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	args[0] = PG_GETARG_DATUM(0);
 	ChatstoreGetActor(&actor);
-	if (actor.kind == ACTOR_NOBODY)
-		PG_RETURN_NULL();
 	ChatstoreActorArg(&actor, &args[1], &nulls[1]);
 
 	ChatstoreConnect(fcinfo, &call);
@@ -153,7 +147,7 @@ chatstore_get_conversation(PG_FUNCTION_ARGS)
 	ChatstoreFinish(&call);
 
 	if (!found)
-		PG_RETURN_NULL();
+		ChatstoreConversationNotFound(PG_GETARG_UUID_P(0));
 	PG_RETURN_DATUM(result);
 }
 
@@ -306,8 +300,6 @@ chatstore_update_conversation(PG_FUNCTION_ARGS)
 		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
 	ChatstoreGetActor(&actor);
-	if (actor.kind == ACTOR_NOBODY)
-		ChatstoreConversationNotFound(PG_GETARG_UUID_P(0));
 	ChatstoreActorArg(&actor, &args[4], &nulls[4]);
 
 	ChatstoreConnect(fcinfo, &call);

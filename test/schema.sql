@@ -4,7 +4,7 @@ BEGIN;
 SELECT plan(26);
 
 SELECT has_schema('chatstore');
-SELECT tables_are('chatstore', ARRAY['conversation', 'message', 'archived_message', 'archive_run']);
+SELECT tables_are('chatstore', ARRAY['conversation', 'message', 'archived_message', 'archive_run', 'admin_role']);
 SELECT col_is_pk('chatstore', 'conversation', 'id', 'conversation key is its id');
 SELECT col_is_pk('chatstore', 'message', ARRAY['conversation_id', 'seq'], 'message key is (conversation_id, seq)');
 SELECT lives_ok($$SELECT chatstore.archive_conversation(chatstore.create_conversation('x'))$$, 'archiving creates a month partition');
@@ -34,8 +34,8 @@ SELECT is((SELECT count(*) FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgreli
 -- pg_dump keeps every user-data table
 SELECT set_eq($$SELECT c.relname::text FROM pg_extension e, unnest(e.extconfig) AS x(oid) JOIN pg_class c ON c.oid = x.oid
               WHERE e.extname = 'chatstore'$$,
-              ARRAY['conversation', 'message'],
-              'the chat tables are registered with pg_extension_config_dump (the archive''s partitions are ordinary tables)');
+              ARRAY['conversation', 'message', 'admin_role'],
+              'the chat tables and the admin roles are registered with pg_extension_config_dump (the archive''s partitions are ordinary tables)');
 
 -- the extension's shape
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'chatstore'), false, 'not relocatable');
@@ -45,7 +45,7 @@ SELECT functions_are('chatstore', ARRAY[
   'uuidv7', 'estimate_tokens', 'create_conversation', 'get_conversation', 'list_conversations',
   'update_conversation', 'delete_conversation', 'append', 'append_many', 'history', 'context',
   'history_json', 'archive', 'archive_conversation', 'restore', 'purge', 'erase_user', 'stats', 'is_admin',
-  'grant_app', 'grant_admin', 'revoke']);
+  'grant_app', 'grant_admin', 'revoke', 'set_user']);
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'chatstore' AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')),
           NULL, 'every API function is written in C');

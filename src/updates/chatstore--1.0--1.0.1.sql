@@ -3,3 +3,57 @@
 -- (test/programs/upgrade compares them).
 
 \echo Use "ALTER EXTENSION chatstore UPDATE TO '1.0.1'" to load this file. \quit
+
+-- Privileges: admin status is explicit, a row in chatstore.admin_role, never inferred from EXECUTE on archive().
+CREATE TABLE chatstore.admin_role (
+    role_name        name        NOT NULL,
+    CONSTRAINT admin_role_pkey PRIMARY KEY (role_name)
+);
+
+COMMENT ON TABLE chatstore.admin_role IS
+    'the roles that chatstore.grant_admin() made admins in this database (superusers are admins without a row)';
+
+ALTER TABLE chatstore.admin_role ENABLE ROW LEVEL SECURITY;
+
+SELECT pg_catalog.pg_extension_config_dump('chatstore.admin_role', '');
+
+-- 1.0's admins carried forward: 1.0's grant_admin() granted EXECUTE on archive() and SELECT on archive_run, so a
+-- role granted both directly (superusers aside) becomes an admin. A role that had EXECUTE on archive() only, as a
+-- blanket GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatstore gives, is no admin any more (1.0 took it for one).
+-- A role with both blanket grants (functions and tables) cannot be told from one of grant_admin's and stays admin.
+INSERT INTO chatstore.admin_role (role_name)
+SELECT DISTINCT r.rolname
+FROM pg_catalog.pg_proc p
+CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) f
+JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) f.grantee
+WHERE p.oid OPERATOR(pg_catalog.=) 'chatstore.archive(interval, integer)'::pg_catalog.regprocedure
+  AND f.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+  AND NOT r.rolsuper
+  AND EXISTS (SELECT FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) t
+              WHERE c.oid OPERATOR(pg_catalog.=) 'chatstore.archive_run'::pg_catalog.regclass
+                AND t.grantee OPERATOR(pg_catalog.=) f.grantee
+                AND t.privilege_type OPERATOR(pg_catalog.=) 'SELECT');
+
+COMMENT ON FUNCTION chatstore.get_conversation(uuid) IS
+    'the conversation; P0002 when it does not exist';
+
+COMMENT ON FUNCTION chatstore.is_admin() IS
+    'whether the calling role acts for every user when chatstore.user_id is not set (a superuser, or a role made admin by grant_admin)';
+
+-- Identity for the current transaction only. Like every function, not granted to PUBLIC: run chatstore.grant_app()
+-- (or grant_admin()) again for each role after this update.
+CREATE FUNCTION chatstore.set_user(user_id text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'chatstore_set_user'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.set_user(text) IS
+    'declares the user the current transaction acts for (chatstore.user_id, until the transaction ends) and returns it';
+
+REVOKE ALL ON FUNCTION chatstore.set_user(text) FROM PUBLIC;
+
+COMMENT ON FUNCTION chatstore.grant_admin(regrole) IS
+    'what grant_app grants, plus archiving in bulk and stats, and makes the role an admin (chatstore.admin_role), who acts for every user';
+
+COMMENT ON FUNCTION chatstore.revoke(regrole) IS
+    'takes back what grant_app and grant_admin gave a role, admin status included';
