@@ -26,7 +26,7 @@ async function main() {
 	};
 
 	await db.query('BEGIN');
-	await db.query("SELECT set_config('chatstore.user_id', $1, true)", ['alice']);
+	await db.query("SELECT chatstore.set_user($1)", ['alice']);
 
 	const { conv } = await one('SELECT chatstore.create_conversation($1, $2, $3) AS conv',
 		['alice', 'Weekend in Lisbon', { channel: 'web' }]);

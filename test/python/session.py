@@ -9,7 +9,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 with psycopg.connect(sys.argv[1] if len(sys.argv) > 1 else "") as conn, conn.transaction():
-    conn.execute("SELECT set_config('chatstore.user_id', %s, true)", ("alice",))
+    conn.execute("SELECT chatstore.set_user(%s)", ("alice",))
     conv = conn.execute(
         "SELECT chatstore.create_conversation(%s, %s, %s)",
         ("alice", "Weekend in Lisbon", Jsonb({"channel": "web"})),
