@@ -52,17 +52,47 @@ SELECT chatstore.append('00000000-0000-7000-8000-000000000000', 'user', 'hi');
 SELECT chatstore.append('00000000-0000-7000-8000-0000000000a1', 'user', 'hi');
 \echo :SQLSTATE
 
--- empty content: refused unless the message carries metadata (an assistant tool call, say)
+-- blank content: empty, or only code points with the Unicode White_Space property; refused unless the message
+-- carries metadata (an assistant tool call, say)
 SELECT chatstore.append(:'c', 'user', '');
 \echo :SQLSTATE
-SELECT chatstore.append(:'c', 'user', E' \t\n ');
+SELECT chatstore.append(:'c', 'user', E' \t\n\r\f\u000b ');
 \echo :SQLSTATE
-SELECT chatstore.append(:'c', 'user', E'\u00a0\u3000\u200b');
+-- NEL, NO-BREAK SPACE, OGHAM SPACE MARK, EN QUAD .. HAIR SPACE, LINE and PARAGRAPH SEPARATOR, NARROW NO-BREAK
+-- SPACE, MEDIUM MATHEMATICAL SPACE, IDEOGRAPHIC SPACE: the whole White_Space set outside ASCII
+SELECT chatstore.append(:'c', 'user',
+  E'\u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000');
+\echo :SQLSTATE
+SELECT chatstore.append(:'c', 'user', E'\u3000');
 \echo :SQLSTATE
 SELECT chatstore.append(:'c', 'assistant', '', '{}');
 \echo :SQLSTATE
 SELECT seq, role, content, metadata
 FROM chatstore.append(:'c', 'assistant', '', '{"tool_calls": [{"id": "call_1", "type": "function"}]}');
+SELECT chatstore.create_conversation('alice', 'Invisible content') AS cb \gset
+-- everything else is content, visible or not, and is stored as given: one ZERO WIDTH SPACE (real assistant
+-- messages of public chat data sets are exactly that), read back byte for byte
+SELECT seq, role, encode(convert_to(content, 'UTF8'), 'hex') AS utf8, length(content) AS code_points
+FROM chatstore.append(:'cb', 'assistant', E'\u200b');
+SELECT seq, content = E'\u200b' AS same, encode(convert_to(content, 'UTF8'), 'hex') AS utf8
+FROM chatstore.history(:'cb', 1);
+-- ZWNJ, ZWJ, SOFT HYPHEN, COMBINING GRAPHEME JOINER, VARIATION SELECTOR-16, WORD JOINER, BYTE ORDER MARK, MONGOLIAN
+-- VOWEL SEPARATOR, HANGUL FILLER, BRAILLE BLANK, and white space around a ZERO WIDTH SPACE
+CREATE TEMP TABLE invisible (n int, name text, s text);
+INSERT INTO invisible VALUES
+  (1, 'zwnj', E'\u200c'), (2, 'zwj', E'\u200d'), (3, 'soft hyphen', E'\u00ad'), (4, 'cgj', E'\u034f'),
+  (5, 'vs16', E'\ufe0f'), (6, 'word joiner', E'\u2060'), (7, 'bom', E'\ufeff'), (8, 'mvs', E'\u180e'),
+  (9, 'hangul filler', E'\u3164'), (10, 'braille blank', E'\u2800'), (11, 'spaces and zwsp', E' \u200b\n');
+SELECT v.name, m.role, encode(convert_to(m.content, 'UTF8'), 'hex') AS utf8, m.content = v.s AS same
+FROM invisible v, LATERAL chatstore.append(:'cb', 'user', v.s) m
+ORDER BY v.n;
+SELECT count(*) AS read_back_byte_for_byte
+FROM chatstore.history(:'cb', 11) h JOIN invisible v ON convert_to(h.content, 'UTF8') = convert_to(v.s, 'UTF8');
+-- append_many applies the same rule
+SELECT seq, role, encode(convert_to(content, 'UTF8'), 'hex') AS utf8
+FROM chatstore.append_many(:'cb', $$[{"role": "user", "content": "\u200d"}, {"role": "assistant", "content": "\u200b"}]$$);
+SELECT chatstore.append_many(:'cb', $$[{"role": "user", "content": "ok"}, {"role": "assistant", "content": "\u00a0\u2029"}]$$);
+\echo :SQLSTATE
 
 -- metadata: a JSON object within chatstore.max_metadata_bytes
 SELECT chatstore.append(:'c', 'user', 'hi', '[1]');
@@ -80,7 +110,7 @@ SELECT chatstore.append(:'c', 'user', 'hi', tokens => -1);
 \echo :SQLSTATE
 SELECT seq, tokens FROM chatstore.append(:'c', 'user', 'hi', tokens => 0);
 
--- length limits count characters, not bytes
+-- length limits count code points (what char_length counts), not bytes and not user-perceived characters
 SHOW chatstore.max_message_chars;
 SHOW chatstore.max_user_message_chars;
 SET chatstore.max_user_message_chars = 1000;
@@ -92,6 +122,13 @@ SELECT seq, role, length(content) AS chars FROM chatstore.append(:'c', 'assistan
 SELECT seq, length(content) AS chars FROM chatstore.append(:'c', 'user', repeat('😀', 1000));
 SELECT chatstore.append(:'c', 'user', repeat('😀', 1001));
 \echo :SQLSTATE
+-- a family emoji is one character on screen and 7 code points (4 people joined by 3 ZERO WIDTH JOINERs)
+SET chatstore.max_user_message_chars = 7;
+SELECT length(content) AS code_points, octet_length(content) AS bytes
+FROM chatstore.append(:'cb', 'user', E'\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466');
+SELECT chatstore.append(:'cb', 'user', E'\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466!');
+\echo :SQLSTATE
+SET chatstore.max_user_message_chars = 1000;
 SET chatstore.max_message_chars = 500;
 SELECT chatstore.append(:'c', 'assistant', repeat('a', 501));
 \echo :SQLSTATE
@@ -113,6 +150,18 @@ SET chatstore.max_user_message_chars = 1000000;
 RESET ROLE;
 DROP ROLE chatstore_limit_tester;
 
+-- model is an identifier: at most 255 bytes (bytes, not code points), 22001 over
+SELECT seq, octet_length(model) AS model_bytes FROM chatstore.append(:'cb', 'assistant', 'ok', model => repeat('m', 255));
+SELECT chatstore.append(:'cb', 'assistant', 'ok', model => repeat('m', 256));
+\echo :SQLSTATE
+SELECT chatstore.append(:'cb', 'assistant', 'ok', model => repeat('é', 128));
+\echo :SQLSTATE
+SELECT chatstore.append(:'cb', 'assistant', 'ok', model => repeat('m', 20000000));
+\echo :SQLSTATE
+SELECT chatstore.append_many(:'cb', jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', 'ok',
+                                                                       'model', repeat('m', 20000000))));
+\echo :SQLSTATE
+
 -- idempotency: the same key again returns the first message and stores nothing
 SELECT seq, content, idempotency_key FROM chatstore.append(:'c', 'user', 'Book a table', idempotency_key => 'req-42');
 SELECT last_seq AS before_retry FROM chatstore.get_conversation(:'c') \gset
@@ -127,6 +176,7 @@ SELECT chatstore.append(:'c', 'user', 'x', idempotency_key => '');
 \echo :SQLSTATE
 SELECT chatstore.append(:'c', 'user', 'x', idempotency_key => repeat('k', 256));
 \echo :SQLSTATE
+SELECT octet_length(idempotency_key) AS key_bytes FROM chatstore.append(:'cb', 'user', 'x', idempotency_key => repeat('k', 255));
 SELECT chatstore.append('00000000-0000-7000-8000-000000000000', 'user', 'x', idempotency_key => 'k');
 \echo :SQLSTATE
 SELECT chatstore.append('00000000-0000-7000-8000-0000000000a1', 'user', 'x', idempotency_key => 'k');
@@ -202,3 +252,28 @@ SELECT count(*) FROM chatstore.history(:'c', 3);
 ROLLBACK;
 -- a huge bad argument is cut short in the error message
 SELECT chatstore.append(:'c', repeat('ü', 100000), 'hi');
+
+-- a database whose encoding is not UTF-8 applies the same rule to the code points it can hold
+\set regress_db :DBNAME
+CREATE DATABASE chatstore_latin1 TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C';
+CREATE DATABASE chatstore_euc_jp TEMPLATE template0 ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C';
+\c chatstore_latin1
+SET client_encoding = 'UTF8';
+CREATE EXTENSION chatstore;
+SELECT chatstore.create_conversation('alice') AS cl \gset
+SELECT chatstore.append(:'cl', 'user', E'\u00a0 \u0085\t');
+\echo :SQLSTATE
+SELECT seq, encode(convert_to(content, 'UTF8'), 'hex') AS utf8, length(content) AS code_points
+FROM chatstore.append(:'cl', 'user', E'\u00ad');
+SELECT seq, encode(convert_to(content, 'UTF8'), 'hex') AS utf8 FROM chatstore.append(:'cl', 'user', E'\u00a0\u00e9');
+\c chatstore_euc_jp
+SET client_encoding = 'UTF8';
+CREATE EXTENSION chatstore;
+SELECT chatstore.create_conversation('alice') AS cj \gset
+SELECT chatstore.append(:'cj', 'user', E'\u3000 \u3000');
+\echo :SQLSTATE
+SELECT seq, encode(convert_to(content, 'UTF8'), 'hex') AS utf8, length(content) AS code_points
+FROM chatstore.append(:'cj', 'user', E'\u3000\u3001');
+\c :regress_db
+DROP DATABASE chatstore_latin1;
+DROP DATABASE chatstore_euc_jp;

@@ -27,6 +27,47 @@ SELECT chatstore.create_conversation('alice', metadata => jsonb_build_object('no
 \echo :SQLSTATE
 RESET chatstore.max_metadata_bytes;
 
+-- limits: user_id and model are identifiers, at most 255 bytes; a title at most chatstore.max_title_chars code
+-- points (default 1000); over a limit: 22001, with the length, the limit and the setting
+SELECT chatstore.create_conversation(repeat('u', 255)) AS lim \gset
+SELECT octet_length(user_id) AS user_bytes
+FROM chatstore.get_conversation(:'lim');
+SELECT chatstore.create_conversation(repeat('u', 256));
+\echo :SQLSTATE
+SHOW chatstore.max_title_chars;
+SELECT chatstore.create_conversation('dora', repeat('t', 1000), model => repeat('m', 255)) AS lim \gset
+SELECT length(title) AS title_code_points, octet_length(model) AS model_bytes
+FROM chatstore.get_conversation(:'lim');
+SELECT chatstore.create_conversation('dora', repeat('t', 1001));
+\echo :SQLSTATE
+SELECT chatstore.create_conversation('dora', repeat('t', 20000000));
+\echo :SQLSTATE
+SELECT chatstore.create_conversation('dora', model => repeat('m', 256));
+\echo :SQLSTATE
+SELECT chatstore.create_conversation('dora', model => repeat('é', 128));
+\echo :SQLSTATE
+SELECT chatstore.create_conversation('dora', model => repeat('m', 20000000));
+\echo :SQLSTATE
+-- code points, not bytes and not what the eye sees: a family emoji is 7 code points (25 bytes)
+SET chatstore.max_title_chars = 7;
+SELECT chatstore.create_conversation('dora', E'\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466') AS lim \gset
+SELECT title, length(title) AS code_points, octet_length(title) AS bytes
+FROM chatstore.get_conversation(:'lim');
+SELECT chatstore.create_conversation('dora', E'\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466 ');
+\echo :SQLSTATE
+SET chatstore.max_title_chars = 2000;
+SELECT chatstore.create_conversation('dora', repeat('ü', 2000)) AS lim \gset
+SELECT length(title) AS title_code_points
+FROM chatstore.get_conversation(:'lim');
+RESET chatstore.max_title_chars;
+-- the limit is policy: an application role cannot raise it for itself
+CREATE ROLE chatstore_title_tester;
+SET ROLE chatstore_title_tester;
+SET chatstore.max_title_chars = 1000000;
+\echo :SQLSTATE
+RESET ROLE;
+DROP ROLE chatstore_title_tester;
+
 -- get_conversation: P0002 for an unknown id (as every function that takes a conversation id; 1.0 returned NULL,
 -- which SELECT * turned into one row of NULLs), 22004 for a NULL id
 SELECT * FROM chatstore.get_conversation('00000000-0000-7000-8000-000000000000');
@@ -69,6 +110,23 @@ SELECT chatstore.update_conversation(:'c1', metadata => jsonb_build_object('note
 \echo :SQLSTATE
 RESET chatstore.max_metadata_bytes;
 SELECT metadata FROM chatstore.get_conversation(:'c1');
+-- update_conversation: the same limits on title and model, checked before anything changes
+SELECT length(title) AS title_code_points, octet_length(model) AS model_bytes
+FROM chatstore.update_conversation(:'c1', title => repeat('t', 1000), model => repeat('m', 255));
+SELECT chatstore.update_conversation(:'c1', title => repeat('t', 1001));
+\echo :SQLSTATE
+SELECT chatstore.update_conversation(:'c1', title => repeat('t', 20000000));
+\echo :SQLSTATE
+SELECT chatstore.update_conversation(:'c1', model => repeat('m', 256));
+\echo :SQLSTATE
+SELECT chatstore.update_conversation(:'c1', model => repeat('m', 20000000));
+\echo :SQLSTATE
+SELECT length(title) AS title_code_points, octet_length(model) AS model_bytes FROM chatstore.get_conversation(:'c1');
+SET chatstore.max_title_chars = 10;
+SELECT chatstore.update_conversation(:'c1', title => 'Lisbon in May', model => 'gpt-4.1');
+\echo :SQLSTATE
+SELECT title, model FROM chatstore.update_conversation(:'c1', title => 'Lisbon', model => 'gpt-4.1');
+RESET chatstore.max_title_chars;
 SELECT chatstore.update_conversation('00000000-0000-7000-8000-000000000000', title => 'x');
 \echo :SQLSTATE
 SELECT chatstore.update_conversation(NULL);

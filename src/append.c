@@ -39,54 +39,6 @@ typedef struct MessageInput
 } MessageInput;
 
 /*
- * Is the code point one that shows nothing: Unicode White_Space, the
- * zero-width space, word joiner, byte order mark, Mongolian vowel
- * separator, and the blank Hangul fillers and Braille pattern.
- */
-static bool
-IsBlankCodePoint(pg_wchar c)
-{
-	if (c == ' ' || (c >= 0x09 && c <= 0x0D))
-		return true;
-	return c == 0x85 || c == 0xA0 || c == 0x115F || c == 0x1160 || c == 0x1680 ||
-		c == 0x180E || (c >= 0x2000 && c <= 0x200B) || c == 0x2028 || c == 0x2029 ||
-		c == 0x202F || c == 0x205F || c == 0x2060 || c == 0x2800 || c == 0x3000 ||
-		c == 0x3164 || c == 0xFEFF || c == 0xFFA0;
-}
-
-/*
- * True when the content is empty or holds only blank characters.  Returns
- * at the first visible character, which is nearly always the first one.
- */
-static bool
-IsBlankContent(const char *s, int len)
-{
-	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
-	int			i = 0;
-
-	while (i < len)
-	{
-		unsigned char b = (unsigned char) s[i];
-
-		if (b < 0x80 || !utf8)
-		{
-			if (!(b == ' ' || (b >= 0x09 && b <= 0x0D)))
-				return false;
-			i++;
-		}
-		else
-		{
-			int			l = pg_utf_mblen((const unsigned char *) s + i);
-
-			if (i + l > len || !IsBlankCodePoint(utf8_to_unicode((const unsigned char *) s + i)))
-				return false;
-			i += l;
-		}
-	}
-	return true;
-}
-
-/*
  * Raise 22023 unless the role is one of the four chatstore accepts.
  */
 static void
@@ -108,9 +60,10 @@ ValidateRole(text *role)
 
 /*
  * Raise 22001 when the content is longer than the limit for its role, and
- * 22023 when it is blank without metadata.  Length is counted in
- * characters; the count is only made when the byte length could exceed the
- * limit, since a character takes at least one byte.
+ * 22023 when it is blank (empty, or only code points with the Unicode
+ * White_Space property) without metadata.  Length is counted in code
+ * points; the count is only made when the byte length could exceed the
+ * limit, since a code point takes at least one byte.
  */
 static void
 ValidateContent(MessageInput *m)
@@ -135,15 +88,15 @@ ValidateContent(MessageInput *m)
 			ereport(ERROR,
 					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 					 errmsg("message content is too long"),
-					 errdetail("The content has %d characters; the limit for role %s is %d (%s).",
+					 errdetail("The content has %d code points; the limit for role %s is %d (%s).",
 							   chars, text_to_cstring(m->role), limit, setting),
 					 errhint("Shorten the message, or raise %s.", setting)));
 	}
-	if (!m->has_metadata && IsBlankContent(s, len))
+	if (!m->has_metadata && ChatstoreIsBlank(s, len))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("message content is empty"),
-				 errdetail("Content must contain a visible character unless the message carries metadata, such as a tool call.")));
+				 errmsg("message content is blank"),
+				 errdetail("Content that is empty or made only of white space (code points with the Unicode White_Space property) is stored only with metadata, such as a tool call; any other character is content.")));
 }
 
 /*
@@ -165,6 +118,8 @@ ValidateMessage(MessageInput *m)
 		m->has_metadata = false;
 	}
 	ValidateContent(m);
+	if (m->model != NULL)
+		ChatstoreCheckIdentifier(m->model, "model");
 	if (m->tokens_given && m->tokens < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -178,8 +133,8 @@ ValidateMessage(MessageInput *m)
 }
 
 /*
- * Raise 22023/22001 unless an idempotency key is a non-empty string of at
- * most CHATSTORE_MAX_ID_BYTES bytes.
+ * Raise 22023 for an empty idempotency key, 22001 for one longer than
+ * CHATSTORE_MAX_ID_BYTES bytes.
  */
 static void
 ValidateIdempotencyKey(text *key)
@@ -191,11 +146,7 @@ ValidateIdempotencyKey(text *key)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("idempotency_key must not be empty"),
 				 errdetail("Pass NULL for no key, or a string that identifies this message.")));
-	if (len > CHATSTORE_MAX_ID_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("idempotency_key is too long"),
-				 errdetail("The key has %d bytes; the limit is %d.", len, CHATSTORE_MAX_ID_BYTES)));
+	ChatstoreCheckIdentifier(key, "idempotency_key");
 }
 
 /*

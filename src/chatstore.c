@@ -42,9 +42,6 @@
 
 PG_MODULE_MAGIC;
 
-int			chatstore_max_message_chars = 100000;
-int			chatstore_max_user_message_chars = 32000;
-int			chatstore_max_metadata_bytes = 65536;
 char	   *chatstore_archive_after = NULL;
 char	   *chatstore_user_id = NULL;
 int			chatstore_user_id_scope = USER_ID_SCOPE_SESSION;
@@ -242,29 +239,7 @@ ShowUserId(void)
 void
 _PG_init(void)
 {
-	DefineCustomIntVariable("chatstore.max_message_chars",
-							"Longest message content, in characters, that append accepts for any role.",
-							NULL,
-							&chatstore_max_message_chars,
-							100000, 1, MaxAllocSize / 4,
-							PGC_SUSET, 0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("chatstore.max_user_message_chars",
-							"Longest content, in characters, that append accepts for a message with role user.",
-							NULL,
-							&chatstore_max_user_message_chars,
-							32000, 1, MaxAllocSize / 4,
-							PGC_SUSET, 0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("chatstore.max_metadata_bytes",
-							"Largest metadata object, in bytes of its stored jsonb form, that chatstore accepts.",
-							NULL,
-							&chatstore_max_metadata_bytes,
-							65536, 16, MaxAllocSize / 4,
-							PGC_SUSET, GUC_UNIT_BYTE,
-							NULL, NULL, NULL);
+	LimitsInit();
 
 	DefineCustomStringVariable("chatstore.archive_after",
 							   "Idle time after which chatstore.archive() archives a conversation when called without older_than.",
@@ -587,28 +562,6 @@ ChatstoreCheckWindow(const char *argname, int32 value)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be between 1 and %d", argname, CHATSTORE_MAX_WINDOW),
 				 errdetail("%s was %d.", argname, value)));
-}
-
-/*
- * Raise 22023 unless a metadata value is a JSON object no larger than
- * chatstore.max_metadata_bytes.  "what" names the argument in the message.
- */
-void
-ChatstoreCheckMetadata(Jsonb *metadata, const char *what)
-{
-	Size		size = VARSIZE(metadata);
-
-	if (!JB_ROOT_IS_OBJECT(metadata) || JB_ROOT_IS_SCALAR(metadata))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a JSON object", what),
-				 errdetail("Pass an object such as '{\"source\": \"web\"}', or NULL.")));
-	if (size > (Size) chatstore_max_metadata_bytes)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s is too large", what),
-				 errdetail("It takes %zu bytes; chatstore.max_metadata_bytes is %d.",
-						   size, chatstore_max_metadata_bytes)));
 }
 
 /* Raise P0002: the conversation does not exist. */

@@ -26,7 +26,7 @@
 #define CHATSTORE_ROLE_ASSISTANT	"assistant"
 #define CHATSTORE_ROLE_TOOL			"tool"
 
-/* Longest user id and idempotency key, in bytes. */
+/* Longest user id, idempotency key and model name, in bytes. */
 #define CHATSTORE_MAX_ID_BYTES		255
 
 /* Bounds of the max_messages / max_results arguments. */
@@ -57,9 +57,6 @@
 #define MSGCOL_IDEMPOTENCY_KEY		9
 
 /* Settings (chatstore.c) */
-extern int	chatstore_max_message_chars;
-extern int	chatstore_max_user_message_chars;
-extern int	chatstore_max_metadata_bytes;
 extern char *chatstore_archive_after;
 extern char *chatstore_user_id;
 extern int	chatstore_user_id_scope;
@@ -113,7 +110,6 @@ extern SPIPlanPtr ChatstoreWindowPlan(SPIPlanPtr *cache, const char *query,
 extern void ChatstoreRequireArg(FunctionCallInfo fcinfo, int argno,
 								const char *argname);
 extern void ChatstoreCheckWindow(const char *argname, int32 value);
-extern void ChatstoreCheckMetadata(Jsonb *metadata, const char *what);
 extern void ChatstoreConversationNotFound(pg_uuid_t *id) pg_attribute_noreturn();
 extern void ChatstoreConversationArchived(pg_uuid_t *id) pg_attribute_noreturn();
 extern void ChatstoreGetActor(Actor *actor);
@@ -149,6 +145,18 @@ extern TimestampTz ChatstoreIntervalAgo(const char *setting_name, const char *se
 /* worker.c */
 extern char *chatstore_purge_after;
 extern void ArchiveWorkerInit(void);
+
+/* limits.c: the limit settings and checks */
+extern int	chatstore_max_message_chars;
+extern int	chatstore_max_user_message_chars;
+extern int	chatstore_max_metadata_bytes;
+extern int	chatstore_max_title_chars;
+extern void LimitsInit(void);
+extern void ChatstoreCheckIdentifier(text *value, const char *what);
+extern void ChatstoreCheckCodePoints(text *value, const char *what, int limit,
+									 const char *setting);
+extern void ChatstoreCheckMetadata(Jsonb *metadata, const char *what);
+extern bool ChatstoreIsBlank(const char *s, int len);
 
 /* tokens.c */
 extern int32 EstimateTokens(const char *text, int len);

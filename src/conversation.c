@@ -35,12 +35,22 @@ RequireNonEmpty(text *value, const char *argname)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be empty", argname),
 				 errdetail("Pass the application's identifier for %s.", argname)));
-	if (VARSIZE_ANY_EXHDR(value) > CHATSTORE_MAX_ID_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("%s is too long", argname),
-				 errdetail("It has %d bytes; the limit is %d.",
-						   (int) VARSIZE_ANY_EXHDR(value), CHATSTORE_MAX_ID_BYTES)));
+	ChatstoreCheckIdentifier(value, argname);
+}
+
+/*
+ * Raise 22001 when a title (argument argno) is longer than
+ * chatstore.max_title_chars code points or a model name (argument
+ * modelno) longer than an identifier may be.  NULLs pass.
+ */
+static void
+CheckTitleAndModel(FunctionCallInfo fcinfo, int argno, int modelno)
+{
+	if (!PG_ARGISNULL(argno))
+		ChatstoreCheckCodePoints(PG_GETARG_TEXT_PP(argno), "title",
+								 chatstore_max_title_chars, "chatstore.max_title_chars");
+	if (!PG_ARGISNULL(modelno))
+		ChatstoreCheckIdentifier(PG_GETARG_TEXT_PP(modelno), "model");
 }
 
 /*
@@ -65,6 +75,7 @@ chatstore_create_conversation(PG_FUNCTION_ARGS)
 
 	ChatstoreRequireArg(fcinfo, 0, "user_id");
 	RequireNonEmpty(PG_GETARG_TEXT_PP(0), "user_id");
+	CheckTitleAndModel(fcinfo, 1, 3);
 	if (!PG_ARGISNULL(2))
 		ChatstoreCheckMetadata(PG_GETARG_JSONB_P(2), "metadata");
 	ChatstoreGetActor(&actor);
@@ -287,6 +298,7 @@ chatstore_update_conversation(PG_FUNCTION_ARGS)
 	int			rc;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
+	CheckTitleAndModel(fcinfo, 1, 3);
 	if (!PG_ARGISNULL(2))
 	{
 		Jsonb	   *metadata = PG_GETARG_JSONB_P(2);

@@ -7,7 +7,8 @@ non-object and deeply nested JSON, huge and negative numbers, random, nil and ma
 that exist (active and archived), existed, or never did.  About one call in ten runs in a transaction that acts
 for one user (SET LOCAL chatstore.user_id); now and then several calls share a transaction, each in a savepoint,
 and the session's role and search_path must be intact after each; stretches of calls run under other limits
-(chatstore.max_message_chars, max_user_message_chars, max_metadata_bytes, archive_after, SET as a superuser).
+(chatstore.max_message_chars, max_user_message_chars, max_metadata_bytes, max_title_chars, archive_after, SET
+as a superuser).
 
 The program keeps a model of every conversation and message, so it knows what each call must do:
   - a call whose arguments PostgreSQL cannot even convert (malformed uuid/json/interval, a number outside int4,
@@ -59,7 +60,7 @@ rng = random.Random(SEED)
 
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
 MAX_WINDOW = 10000
-MAX_ID_BYTES = 255
+MAX_ID_BYTES = 255  # user_id, idempotency_key, model
 ROLES = ("system", "user", "assistant", "tool")
 CHAT_FIELDS = ("name", "tool_calls", "tool_call_id")
 ELEMENT_KEYS = ("role", "content", "metadata", "tokens", "model") + CHAT_FIELDS
@@ -77,7 +78,7 @@ ALLOWED = {
     "create_conversation": {"22004", "22023", "22001", "42501"},  # 22001: user_id over 255 bytes (not in README)
     "get_conversation": {"22004", "P0002"},
     "list_conversations": {"22004", "22023", "P0002"},
-    "update_conversation": {"22004", "22023", "P0002"},
+    "update_conversation": {"22004", "22023", "22001", "P0002"},
     "delete_conversation": {"22004", "P0002"},
     "append": {"22004", "22023", "22001", "P0002", "55000"},
     "append_many": {"22004", "22023", "22001", "P0002", "55000"},
@@ -95,12 +96,12 @@ ALLOWED = {
     "revoke": {"22004"},
 }
 
-# Code points chatstore counts as blank in content (append.c IsBlankCodePoint): white space and zero-width.
-BLANK = set(" \t\n\x0b\x0c\r\x85\xa0\u115f\u1160\u1680\u180e\u2028\u2029\u202f\u205f\u2060\u2800\u3000"
-            "\u3164\ufeff\uffa0") | {chr(c) for c in range(0x2000, 0x200C)}
+# Code points chatstore counts as blank in content (limits.c IsWhiteSpace): exactly those with the Unicode
+# White_Space property (PropList.txt); U+200B ZERO WIDTH SPACE and the other invisible characters are content.
+BLANK = set(" \t\n\x0b\x0c\r\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | {chr(c) for c in range(0x2000, 0x200B)}
 # What the generator draws blank-looking content from, written out apart from BLANK so that the oracle's set
-# can be wrong without the generator following it: every Unicode White_Space code point, the zero-width ones,
-# and invisible characters that are not white space (content made only of these is not blank for chatstore).
+# can be wrong without the generator following it: every Unicode White_Space code point, and zero-width and
+# blank-looking ones that are not White_Space (content holding any of those is not blank for chatstore).
 BLANK_LIST = list(" \t\n\x0b\x0c\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
                   "\u200a\u2028\u2029\u202f\u205f\u3000\u200b\u2060\ufeff\u180e\u115f\u1160\u3164\uffa0\u2800")
 INVISIBLE = ["\u200c", "\u200d", "\u00ad", "\u2062", "\u034f", "\U000E0020", "\u180b", "\u200e", "\u2061", "\u17b4",
@@ -704,12 +705,24 @@ def metadata_too_big(v):
 
 
 def meta_defect(a):
-    """22023 when a metadata argument is not an object or too large; None for NULL or a good object."""
+    """22023 when a metadata argument is not an object, 22001 when too large; None for NULL or a good object."""
     if a.null:
         return None
-    if not isinstance(a.v, dict) or metadata_too_big(a.v):
+    if not isinstance(a.v, dict):
         return "22023"
+    if metadata_too_big(a.v):
+        return "22001"
     return None
+
+
+def title_model_defects(title, model):
+    """22001 when a title is over chatstore.max_title_chars code points or a model name over 255 bytes."""
+    out = set()
+    if not title.null and len(title.v) > LIMITS["title"]:
+        out.add("22001")
+    if not model.null and len(model.v.encode()) > MAX_ID_BYTES:
+        out.add("22001")
+    return out
 
 
 def eq(what, got, want):
@@ -860,6 +873,13 @@ def g_key():
     return Arg(s, s)
 
 
+def g_model_name():
+    """A model name at, just over or far over the 255-byte limit, in 1- to 4-byte characters."""
+    ch = rng.choice(["m", "é", "模", "😀"])
+    n = MAX_ID_BYTES // len(ch.encode()) + rng.choice([0, 1, 1000])
+    return ch * n
+
+
 def f_append():
     actor = pick_actor()
     conv = g_conv(prefer="active")
@@ -867,11 +887,11 @@ def f_append():
     content = maybe_null(g_content(role.v))
     meta = OMIT(None) if rng.random() < 0.4 else g_metadata(p_null=0.3)
     tokens = OMIT(None) if rng.random() < 0.5 else g_int(lambda: rng.randint(0, 500), p_null=0.4)
-    model = OMIT(None) if rng.random() < 0.5 else g_text(lambda: rng.choice(["gpt-4o", "claude", text_short()]), 0.5)
+    model = OMIT(None) if rng.random() < 0.5 else g_text(lambda: rng.choice(["gpt-4o", "claude", text_short(), g_model_name()]), 0.5)
     key = g_key()
 
     def decide():
-        fail = set()
+        fail = title_model_defects(NULL(), model)
         if conv.null or role.null or content.null:
             fail.add("22004")
         if not key.null:
@@ -936,7 +956,7 @@ def g_element():
                                   ([] if CLEAN[0] else [-2, Raw("1.5"), Raw("1e400"), 99999999999, INT4_MAX + 1,
                                                         "5", True, [1], Raw("1e-400")]))
     if rng.random() < 0.2:
-        el["model"] = rng.choice(["gpt-4o", text_short(), None] + ([] if CLEAN[0] else [4, {"m": 1}]))
+        el["model"] = rng.choice(["gpt-4o", text_short(), None] + ([] if CLEAN[0] else [4, {"m": 1}, g_model_name()]))
     if rng.random() < 0.15:
         el["name"] = rng.choice([text_short(), None, 1])
     if rng.random() < 0.1:
@@ -980,7 +1000,9 @@ def element_defects(el):
     if role not in ROLES:
         out.add("22023")
     if metadata is not None and metadata_too_big(metadata):
-        out.add("22023")
+        out.add("22001")
+    if model is not None and len(model.encode()) > MAX_ID_BYTES:
+        out.add("22001")
     out |= content_defects(role, content, bool(metadata))
     if tokens is not None and tokens < 0:
         out.add("22023")
@@ -1194,7 +1216,7 @@ def f_create_conversation():
     model = OMIT(None) if rng.random() < 0.5 else g_text(lambda: rng.choice(["gpt-4o", text_any(big=0.002)]), 0.3)
 
     def decide():
-        fail = set()
+        fail = title_model_defects(title, model)
         if user.null:
             fail.add("22004")
         elif user.v == "":
@@ -1316,10 +1338,10 @@ def f_update_conversation(cid=None, title=None, model=None):
         meta = Arg(text, jloads(text))
     else:
         meta = g_metadata(p_null=0.2)
-    model = OMIT(None) if rng.random() < 0.5 else g_text(lambda: rng.choice(["gpt-4.1", text_short()]), 0.3)
+    model = OMIT(None) if rng.random() < 0.5 else g_text(lambda: rng.choice(["gpt-4.1", text_short(), g_model_name()]), 0.3)
 
     def decide():
-        fail = set()
+        fail = title_model_defects(title, model)
         if conv.null:
             fail.add("22004")
         if not meta.null and not isinstance(meta.v, dict):
@@ -1341,7 +1363,7 @@ def update_outcome(c, title, meta, model):
     if not meta.null:
         merged = {k: v for k, v in {**c.metadata, **meta.v}.items() if meta.v.get(k, 0) is not None}
         if metadata_too_big(merged):
-            return Outcome({"22023"})
+            return Outcome({"22001"})
     known = None
 
     def check(rows):
@@ -1769,6 +1791,7 @@ def finish(crashed):
 SETTINGS = {"chatstore.max_message_chars": ["1", "10", "100", "5000", "200000"],
             "chatstore.max_user_message_chars": ["1", "10", "100", "5000", "200000"],
             "chatstore.max_metadata_bytes": ["16", "64", "1000", "1MB"],
+            "chatstore.max_title_chars": ["1", "10", "1000", "200000"],
             "chatstore.archive_after": ["0", "1 second", "1 hour", "1 mon"]}
 
 
@@ -1778,6 +1801,7 @@ def read_limits():
     LIMITS["all"] = setting("chatstore.max_message_chars")
     LIMITS["user"] = setting("chatstore.max_user_message_chars")
     LIMITS["meta"] = setting("chatstore.max_metadata_bytes")  # in bytes
+    LIMITS["title"] = setting("chatstore.max_title_chars")  # in code points
 
 
 def change_settings():
