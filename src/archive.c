@@ -56,7 +56,7 @@ PG_FUNCTION_INFO_V1(chatstore_erase_user);
 /*
  * The row-level security policy of every partition: the parent's policy
  * archived_message_of_user in chatstore.sql, word for word (a policy is not
- * inherited by a partition read directly).  test/retention.sql checks that
+ * inherited by a partition read directly).  sql/partitions.sql checks that
  * every partition's policies equal the parent's.
  */
 #define PARTITION_POLICY \
