@@ -16,15 +16,27 @@
  * partition is there before the month starts), and purge() drops the months
  * that lie wholly before its cutoff: purging old archive neither scans nor
  * rewrites the rest, and leaves no dead rows behind.
+ *
+ * Locks: partition creation takes SHARE UPDATE EXCLUSIVE on the archive
+ * (readers and writers go on); dropping a month takes ACCESS EXCLUSIVE on
+ * the archive, so purge() waits for it only briefly and otherwise deletes
+ * the month's rows instead.  No lock chatstore waits for can be taken by a
+ * role without rights on chatstore's tables.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -38,17 +50,65 @@ PG_FUNCTION_INFO_V1(chatstore_restore);
 PG_FUNCTION_INFO_V1(chatstore_purge);
 PG_FUNCTION_INFO_V1(chatstore_erase_user);
 
-/* Advisory lock key that serializes partition creation ("chat", 1). */
-#define PARTITION_LOCK_KEY		((INT64CONST(0x63686174) << 32) | 1)
-
 /* Name prefix of the archive's month partitions: archived_message_YYYYMM. */
 #define PARTITION_PREFIX		"archived_message_"
 
 /*
+ * The row-level security policy of every partition: the parent's policy
+ * archived_message_of_user in chatstore.sql, word for word (a policy is not
+ * inherited by a partition read directly).  sql/partitions.sql checks that
+ * every partition's policies equal the parent's.
+ */
+#define PARTITION_POLICY \
+	"CREATE POLICY archived_message_of_user ON chatstore.%s FOR SELECT" \
+	" USING (EXISTS (SELECT 1 FROM chatstore.conversation c" \
+	" WHERE c.id OPERATOR(pg_catalog.=) conversation_id))"
+
+/*
+ * The settings that change what DDL does, and the values chatstore's DDL
+ * runs with, whatever the caller (or the database, for the background
+ * worker) set: a partition goes to the database's default tablespace as a
+ * heap table, and every name in the DDL resolves as written.
+ */
+static const char *const ddl_settings[][2] = {
+	{"search_path", "pg_catalog, pg_temp"},
+	{"default_tablespace", ""},
+	{"default_table_access_method", "heap"},
+	{"datestyle", "ISO, YMD"},
+};
+
+/*
+ * Longest wait, in milliseconds, for each attempt of purge() to lock the
+ * archive for dropping a month, and how many attempts it makes, a wait
+ * apart.  Readers that arrive while purge waits queue behind it, so this is
+ * also the longest they wait for it.
+ */
+#define PURGE_LOCK_WAIT_MS		100
+#define PURGE_LOCK_ATTEMPTS		3
+
+/*
+ * Run one DDL statement with the settings in ddl_settings pinned.
+ */
+static void
+RunDDL(const char *sql)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	for (int i = 0; i < (int) lengthof(ddl_settings); i++)
+		ChatstorePinSetting(ddl_settings[i][0], ddl_settings[i][1]);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "chatstore: \"%s\" failed", sql);
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
  * Create the archive partition of the month (UTC) that holds "at", unless it
- * exists.  Creators serialize on an advisory lock; the partition is made as
- * a plain table and then attached, which needs only a SHARE UPDATE
- * EXCLUSIVE lock on the archive: readers and writers do not wait.
+ * exists.  Creators serialize on a SHARE UPDATE EXCLUSIVE lock on the
+ * archive, the lock ATTACH PARTITION takes anyway: it conflicts with itself
+ * but not with reads and writes, and only roles that may change the archive
+ * can take it (an advisory lock, as in 1.0, could be taken by any role that
+ * can connect).  The partition is made as a plain table with the archive's
+ * row-level security, then attached.
  */
 static void
 EnsurePartition(TimestampTz at)
@@ -59,7 +119,7 @@ EnsurePartition(TimestampTz at)
 				next_month;
 	char		name[NAMEDATALEN];
 	Oid			nsp = get_namespace_oid("chatstore", false);
-	char	   *sql;
+	Oid			archive;
 
 	if (timestamp2tm(at, NULL, &tm, &fsec, NULL, NULL) != 0)
 		ereport(ERROR,
@@ -69,28 +129,27 @@ EnsurePartition(TimestampTz at)
 	if (OidIsValid(get_relname_relid(name, nsp)))
 		return;
 
-	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(PARTITION_LOCK_KEY));
+	archive = get_relname_relid("archived_message", nsp);
+	if (!OidIsValid(archive))
+		elog(ERROR, "chatstore: table chatstore.archived_message is missing");
+	LockRelationOid(archive, ShareUpdateExclusiveLock);
 	AcceptInvalidationMessages();	/* see a partition another session just made */
 	if (OidIsValid(get_relname_relid(name, nsp)))
 		return;
 
 	next_year = tm.tm_mon == 12 ? tm.tm_year + 1 : tm.tm_year;
 	next_month = tm.tm_mon == 12 ? 1 : tm.tm_mon + 1;
-	sql = psprintf("CREATE TABLE chatstore.%s"
-				   " (LIKE chatstore.archived_message INCLUDING DEFAULTS INCLUDING CONSTRAINTS,"
-				   "  PRIMARY KEY (conversation_id, archived_at, seq))",
-				   name);
-	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "chatstore: could not create archive partition %s", name);
-	sql = psprintf("ALTER TABLE chatstore.archived_message ATTACH PARTITION chatstore.%s"
-				   " FOR VALUES FROM ('%04d-%02d-01 00:00:00+00') TO ('%04d-%02d-01 00:00:00+00')",
-				   name, tm.tm_year, tm.tm_mon, next_year, next_month);
-	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "chatstore: could not attach archive partition %s", name);
-	sql = psprintf("COMMENT ON TABLE chatstore.%s IS 'chatstore archived messages of %04d-%02d (UTC)'",
-				   name, tm.tm_year, tm.tm_mon);
-	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "chatstore: could not comment archive partition %s", name);
+	RunDDL(psprintf("CREATE TABLE chatstore.%s"
+					" (LIKE chatstore.archived_message INCLUDING DEFAULTS INCLUDING CONSTRAINTS,"
+					"  PRIMARY KEY (conversation_id, archived_at, seq))",
+					name));
+	RunDDL(psprintf("ALTER TABLE chatstore.%s ENABLE ROW LEVEL SECURITY", name));
+	RunDDL(psprintf(PARTITION_POLICY, name));
+	RunDDL(psprintf("COMMENT ON TABLE chatstore.%s IS 'chatstore archived messages of %04d-%02d (UTC)'",
+					name, tm.tm_year, tm.tm_mon));
+	RunDDL(psprintf("ALTER TABLE chatstore.archived_message ATTACH PARTITION chatstore.%s"
+					" FOR VALUES FROM ('%04d-%02d-01 00:00:00+00') TO ('%04d-%02d-01 00:00:00+00')",
+					name, tm.tm_year, tm.tm_mon, next_year, next_month));
 }
 
 /*
@@ -267,13 +326,88 @@ ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages)
 }
 
 /*
+ * Drop one month partition of the archive, unless its locks cannot be had
+ * soon: true when dropped; false, with the transaction as it was, when
+ * PURGE_LOCK_ATTEMPTS waits of PURGE_LOCK_WAIT_MS each (or the caller's
+ * shorter lock_timeout) did not get them.
+ *
+ * Dropping a partition takes an ACCESS EXCLUSIVE lock on the partition and
+ * on the archive itself.  Every reader of the archive holds ACCESS SHARE on
+ * it until its transaction ends, and a lock request that waits makes every
+ * reader that comes after it wait too: waiting without a bound for one
+ * application idle in a transaction would stall every read of archived
+ * conversations.  So each attempt runs in a subtransaction with
+ * lock_timeout set, and one that times out (or is chosen as a deadlock
+ * victim) is rolled back; any other error is raised.
+ */
+static bool
+DropPartition(const char *relname)
+{
+	char	   *sql = psprintf("DROP TABLE chatstore.%s", quote_identifier(relname));
+	char		wait[32];
+
+	snprintf(wait, sizeof(wait), "%dms",
+			 LockTimeout > 0 && LockTimeout < PURGE_LOCK_WAIT_MS ? LockTimeout : PURGE_LOCK_WAIT_MS);
+	for (int attempt = 1; attempt <= PURGE_LOCK_ATTEMPTS; attempt++)
+	{
+		MemoryContext oldcontext = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
+		volatile bool dropped = false;
+
+		if (attempt > 1)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 PURGE_LOCK_WAIT_MS, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcontext);
+		PG_TRY();
+		{
+			int			nestlevel = NewGUCNestLevel();
+
+			ChatstorePinSetting("lock_timeout", wait);
+			RunDDL(sql);
+			AtEOXact_GUC(true, nestlevel);
+			ReleaseCurrentSubTransaction();
+			dropped = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcontext);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			CurrentResourceOwner = oldowner;
+			if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
+				edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+				ReThrowError(edata);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (dropped)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Delete the actor's archived conversations archived before cutoff, with
  * their messages.  Returns how many; adds their messages to *messages.
  * Requires SPI.
  *
  * Acting for every user, it drops the month partitions that end by the
  * cutoff whole and deletes row by row only in the month the cutoff falls
- * in.  Acting for one user, it deletes that user's rows only.
+ * in, and in months it could not drop without waiting long (see
+ * DropPartition: a later purge drops them, empty).  Acting for one user,
+ * it deletes that user's rows only.
  */
 int64
 PurgeArchived(TimestampTz cutoff, Actor *actor, int64 *messages)
@@ -374,13 +508,11 @@ PurgeArchived(TimestampTz cutoff, Actor *actor, int64 *messages)
 	}
 	foreach(lc, drop)
 	{
-		char	   *sql = psprintf("DROP TABLE chatstore.%s", quote_identifier((char *) lfirst(lc)));
-
-		if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "chatstore: could not drop archive partition");
+		if (!DropPartition((char *) lfirst(lc)))
+			break;				/* busy: the rows go below, the table later */
 	}
 
-	/* the month the cutoff falls in: row by row */
+	/* the month the cutoff falls in, and months that could not be dropped: row by row */
 	if (SPI_execute_plan(ChatstorePlan(&rest,
 									   "DELETE FROM chatstore.archived_message"
 									   " WHERE archived_at OPERATOR(pg_catalog.<) $1",

@@ -428,6 +428,18 @@ ChatstoreActorArg(Actor *actor, Datum *value, char *isnull)
 }
 
 /*
+ * Set a setting for the current GUC nest level only, as a function's SET
+ * clause does: the caller opened the level with NewGUCNestLevel() and closes
+ * it with AtEOXact_GUC(true, level), or transaction abort does.
+ */
+void
+ChatstorePinSetting(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
  * Connect to SPI to work on the tables as the owner of the called function
  * (the extension's owner), with search_path pinned to pg_catalog.
  *
@@ -469,8 +481,7 @@ ChatstoreConnect(FunctionCallInfo fcinfo, ChatstoreCall *call)
 	SetUserIdAndSecContext(owner, call->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	call->save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	ChatstorePinSetting("search_path", "pg_catalog, pg_temp");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "chatstore: SPI_connect failed");
 }

@@ -101,6 +101,7 @@ typedef struct ChatstoreCall
 extern bool ChatstoreParseInterval(const char *text, Interval *result);
 extern bool ChatstoreIntervalIsNegative(Interval *iv);
 extern bool ChatstoreCheckIntervalSetting(const char *value, const char *name, bool empty_ok);
+extern void ChatstorePinSetting(const char *name, const char *value);
 extern void ChatstoreConnect(FunctionCallInfo fcinfo, ChatstoreCall *call);
 extern void ChatstoreFinish(ChatstoreCall *call);
 extern SPIPlanPtr ChatstorePlan(SPIPlanPtr *cache, const char *query,

@@ -89,6 +89,8 @@ COMMENT ON TABLE chatstore.message IS
 -- archived_message_YYYYMM, not a member of the extension) when it first archives in that month, and purge()
 -- drops whole months. Each partition has its own primary key (conversation_id, archived_at, seq); the parent has
 -- none, because pg_dump could not restore a partition whose key is attached to an index of the extension's.
+-- Each partition gets the row-level security below (policies do not reach a partition read directly), and is made
+-- with the settings that change DDL (default_tablespace, default_table_access_method, ...) pinned, whoever calls.
 -- No foreign key: only archive() writes here, with the conversation locked, and a key would make every purge
 -- probe every month for every conversation it deletes.
 CREATE TABLE chatstore.archived_message (
