@@ -1,8 +1,12 @@
 -- pgTAP: retention. purge() deletes conversations archived before its cutoff, dropping the archive's month
 -- partitions that end by the cutoff whole and deleting row by row only in the month the cutoff falls in;
 -- erase_user() deletes one user's conversations, live and archived; partitions are made as needed.
+-- No expectation depends on the session's time zone (pinned to UTC, as the partitions are) or on the date: the
+-- partitions archive() makes are checked against the archived_at it recorded, not against now() (archive() reads
+-- the clock, which may pass a month's end during the test); test/programs/time-travel runs this file at month ends.
 BEGIN;
 SELECT plan(33);
+SET LOCAL TimeZone = 'UTC';
 
 -- month partitions: archive() creates this month's and next month's
 CREATE FUNCTION pg_temp.part(m timestamptz) RETURNS text LANGUAGE sql AS
@@ -35,7 +39,8 @@ SELECT is(pg_temp.partitions(), '{}', 'no partition before anything is archived'
 SELECT chatstore.create_conversation('nobody') AS idle \gset
 UPDATE chatstore.conversation SET last_activity_at = now() - interval '1 day' WHERE id = :'idle';
 SELECT is(chatstore.archive('1 hour'), 1::bigint, 'archive() archives');
-SELECT is(pg_temp.partitions(), ARRAY[pg_temp.part(now()), pg_temp.part(now() + interval '1 month')],
+SELECT is(pg_temp.partitions(), (SELECT ARRAY[pg_temp.part(archived_at), pg_temp.part(archived_at + interval '1 month')]
+                                 FROM chatstore.conversation WHERE id = :'idle'),
           'and made the partitions of this month and the next');
 SELECT is(chatstore.restore(:'idle'), true, 'restore');
 
@@ -47,7 +52,8 @@ SELECT pg_temp.archived('bob', 4, date_trunc('month', now()) - interval '2 month
 SELECT pg_temp.archived('alice', 6, now() - interval '1 minute') AS recent \gset
 SELECT chatstore.create_conversation('alice') AS live \gset
 SELECT count(*) FROM generate_series(1, 7) k, LATERAL chatstore.append(:'live', 'user', 'live ' || k) \g /dev/null
-SELECT is(array_length(pg_temp.partitions(), 1), 4, 'four month partitions');
+SELECT is((SELECT count(DISTINCT tableoid) FROM chatstore.archived_message), 3::bigint, 'archived messages in three month partitions');
+CREATE TEMP TABLE parts_before AS SELECT unnest(pg_temp.partitions()) AS p;
 SELECT is((SELECT count(*) FROM chatstore.archived_message), 20::bigint, '20 archived messages');
 
 -- an archived conversation in a past month still reads and restores (its archived_at names the partition)
@@ -60,7 +66,8 @@ SELECT (now() - (date_trunc('month', now()) - interval '2 months' + interval '14
 CREATE TEMP TABLE old_month AS SELECT pg_temp.part(date_trunc('month', now()) - interval '4 months') AS p;
 SELECT is(chatstore.purge(:'age'), 3::bigint, 'purge deletes the 3 conversations archived before the cutoff');
 SELECT ok(NOT (SELECT p FROM old_month) = ANY (pg_temp.partitions()), 'the month wholly before the cutoff is dropped whole');
-SELECT is(array_length(pg_temp.partitions(), 1), 3, 'the later months stay');
+SELECT is(pg_temp.partitions(), (SELECT array_agg(p ORDER BY p) FROM parts_before WHERE p <> (SELECT p FROM old_month)),
+          'the later months stay');
 SELECT is((SELECT count(*) FROM chatstore.conversation WHERE id IN (:'old1', :'old2', :'mid_early')), 0::bigint,
           'purged conversations are gone');
 SELECT is((SELECT count(*) FROM chatstore.archived_message WHERE conversation_id IN (:'old1', :'old2', :'mid_early')), 0::bigint,
