@@ -1,0 +1,407 @@
+-- chatstore: a store for chatbot conversations.
+-- This file is the single source of the install script; the Makefile builds chatstore--VERSION.sql from it.
+-- Every reference is schema-qualified, operators included, so nothing a user creates elsewhere can change it.
+
+\echo Use "CREATE EXTENSION chatstore" to load this file. \quit
+
+-- CREATE EXTENSION uses a schema chatstore that exists already: refuse one that a non-superuser prepared, whose
+-- owner could otherwise drop or replace what this script creates in it.
+DO $$
+BEGIN
+    IF NOT (SELECT r.rolsuper OR r.oid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+            FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+            WHERE n.nspname OPERATOR(pg_catalog.=) 'chatstore') THEN
+        RAISE EXCEPTION 'schema chatstore is owned by a role that is neither a superuser nor the user creating the extension'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Drop or rename that schema, then run CREATE EXTENSION chatstore again.';
+    END IF;
+END
+$$;
+
+--
+-- Tables
+--
+
+CREATE TABLE chatstore.conversation (
+    id               uuid        NOT NULL,
+    user_id          text        NOT NULL,
+    title            text,
+    model            text,
+    status           text        NOT NULL DEFAULT 'active',
+    metadata         jsonb       NOT NULL DEFAULT '{}',
+    message_count    bigint      NOT NULL DEFAULT 0,
+    token_count      bigint      NOT NULL DEFAULT 0,
+    last_seq         integer     NOT NULL DEFAULT 0,
+    created_at       timestamptz NOT NULL,
+    last_activity_at timestamptz NOT NULL,
+    archived_at      timestamptz,
+    CONSTRAINT conversation_pkey PRIMARY KEY (id),
+    CONSTRAINT conversation_status_check
+        CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['active', 'archived']::pg_catalog.text[])),
+    CONSTRAINT conversation_archived_at_check
+        CHECK ((status OPERATOR(pg_catalog.=) 'archived') OPERATOR(pg_catalog.=) (archived_at IS NOT NULL))
+    -- (metadata, counters and message fields are validated by the functions, which alone write these
+    -- tables: CHECK constraints would be parsed again at every append, and the metadata one detoasted)
+);
+
+-- list_conversations: one user's conversations of one status, most recent activity first.
+CREATE INDEX conversation_user_activity_idx
+    ON chatstore.conversation (user_id, status, last_activity_at, id);
+
+-- archive(): active conversations idle the longest.
+CREATE INDEX conversation_idle_idx
+    ON chatstore.conversation (last_activity_at)
+    WHERE status OPERATOR(pg_catalog.=) 'active';
+
+-- purge(): archived conversations archived the longest ago.
+CREATE INDEX conversation_archived_idx
+    ON chatstore.conversation (archived_at)
+    WHERE status OPERATOR(pg_catalog.=) 'archived';
+
+COMMENT ON TABLE chatstore.conversation IS
+    'chatstore conversations: one row each, with counters kept by the chatstore functions';
+
+CREATE TABLE chatstore.message (
+    conversation_id  uuid        NOT NULL,
+    seq              integer     NOT NULL,
+    id               uuid        NOT NULL,
+    role             text        NOT NULL,
+    content          text        NOT NULL,
+    metadata         jsonb       NOT NULL DEFAULT '{}',
+    model            text,
+    tokens           integer     NOT NULL,
+    created_at       timestamptz NOT NULL,
+    idempotency_key  text,
+    CONSTRAINT message_pkey PRIMARY KEY (conversation_id, seq),
+    CONSTRAINT message_conversation_fkey FOREIGN KEY (conversation_id)
+        REFERENCES chatstore.conversation (id)
+);
+
+-- append(..., idempotency_key): one message per key and conversation.
+CREATE UNIQUE INDEX message_idempotency_key_idx
+    ON chatstore.message (conversation_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+COMMENT ON TABLE chatstore.message IS
+    'chatstore messages of active conversations, ordered by seq within a conversation';
+
+-- Archived messages, partitioned by archive month: chatstore creates a month's partition (a plain table named
+-- archived_message_YYYYMM, not a member of the extension) when it first archives in that month, and purge()
+-- drops whole months. Each partition has its own primary key (conversation_id, archived_at, seq); the parent has
+-- none, because pg_dump could not restore a partition whose key is attached to an index of the extension's.
+-- Each partition gets the row-level security below (policies do not reach a partition read directly), and is made
+-- with the settings that change DDL (default_tablespace, default_table_access_method, ...) pinned, whoever calls.
+-- No foreign key: only archive() writes here, with the conversation locked, and a key would make every purge
+-- probe every month for every conversation it deletes.
+CREATE TABLE chatstore.archived_message (
+    conversation_id  uuid        NOT NULL,
+    seq              integer     NOT NULL,
+    id               uuid        NOT NULL,
+    role             text        NOT NULL,
+    content          text        NOT NULL,
+    metadata         jsonb       NOT NULL DEFAULT '{}',
+    model            text,
+    tokens           integer     NOT NULL,
+    created_at       timestamptz NOT NULL,
+    idempotency_key  text,
+    archived_at      timestamptz NOT NULL
+) PARTITION BY RANGE (archived_at);
+
+COMMENT ON TABLE chatstore.archived_message IS
+    'chatstore messages of archived conversations, moved here whole by chatstore.archive(), one partition per archive month';
+
+-- One row per run of the background archiver, the newest 1000 kept. Operational history, not chat data: pg_dump
+-- does not keep its rows.
+CREATE TABLE chatstore.archive_run (
+    id                      bigint      GENERATED ALWAYS AS IDENTITY,
+    database_name           name        NOT NULL,
+    started_at              timestamptz NOT NULL,
+    finished_at             timestamptz,
+    conversations_archived  bigint      NOT NULL DEFAULT 0,
+    messages_archived       bigint      NOT NULL DEFAULT 0,
+    conversations_purged    bigint      NOT NULL DEFAULT 0,
+    messages_purged         bigint      NOT NULL DEFAULT 0,
+    error                   text,
+    CONSTRAINT archive_run_pkey PRIMARY KEY (id)
+);
+
+COMMENT ON TABLE chatstore.archive_run IS
+    'one row per run of the chatstore archiver: when, what it moved and purged, and any error; the last 1000 are kept';
+
+-- The admin roles of this database: chatstore.grant_admin() adds a role, chatstore.revoke() removes it. A role
+-- listed here (or a member of one, with INHERIT) acts for every user when it declares none; superusers always do.
+-- Admin status is this row, never a privilege, so no blanket GRANT on the schema's functions or tables confers
+-- it. Role names, as pg_dump writes grants: a renamed role must be granted again. Row-level security with no
+-- policy: only its owner reads or writes it (chatstore's functions, as the extension's owner).
+CREATE TABLE chatstore.admin_role (
+    role_name        name        NOT NULL,
+    CONSTRAINT admin_role_pkey PRIMARY KEY (role_name)
+);
+
+COMMENT ON TABLE chatstore.admin_role IS
+    'the roles that chatstore.grant_admin() made admins in this database (superusers are admins without a row)';
+
+ALTER TABLE chatstore.admin_role ENABLE ROW LEVEL SECURITY;
+
+-- pg_dump keeps the rows of every chat table (the extension's own objects are recreated by CREATE EXTENSION);
+-- the archive's month partitions are ordinary tables, which pg_dump keeps with their rows.
+SELECT pg_catalog.pg_extension_config_dump('chatstore.conversation', '');
+SELECT pg_catalog.pg_extension_config_dump('chatstore.message', '');
+SELECT pg_catalog.pg_extension_config_dump('chatstore.admin_role', '');
+
+--
+-- Functions
+--
+
+CREATE FUNCTION chatstore.uuidv7()
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'chatstore_uuidv7'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION chatstore.uuidv7() IS
+    'a new time-ordered RFC 9562 version 7 UUID';
+
+CREATE FUNCTION chatstore.estimate_tokens(content text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'chatstore_estimate_tokens'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION chatstore.estimate_tokens(text) IS
+    'the token count that append() stores for a message whose tokens are not given';
+
+-- Conversations
+
+CREATE FUNCTION chatstore.create_conversation(
+    user_id text,
+    title text DEFAULT NULL,
+    metadata jsonb DEFAULT '{}',
+    model text DEFAULT NULL)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'chatstore_create_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.create_conversation(text, text, jsonb, text) IS
+    'creates a conversation owned by user_id and returns its id';
+
+CREATE FUNCTION chatstore.get_conversation(conversation_id uuid)
+RETURNS chatstore.conversation
+AS 'MODULE_PATHNAME', 'chatstore_get_conversation'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.get_conversation(uuid) IS
+    'the conversation; P0002 when it does not exist';
+
+CREATE FUNCTION chatstore.list_conversations(
+    user_id text,
+    status text DEFAULT 'active',
+    max_results integer DEFAULT 50,
+    before uuid DEFAULT NULL)
+RETURNS SETOF chatstore.conversation
+AS 'MODULE_PATHNAME', 'chatstore_list_conversations'
+LANGUAGE C STABLE ROWS 50;
+
+COMMENT ON FUNCTION chatstore.list_conversations(text, text, integer, uuid) IS
+    'one page of a user''s conversations, most recent activity first; pass the last id of a page as before to get the next';
+
+CREATE FUNCTION chatstore.update_conversation(
+    conversation_id uuid,
+    title text DEFAULT NULL,
+    metadata jsonb DEFAULT NULL,
+    model text DEFAULT NULL)
+RETURNS chatstore.conversation
+AS 'MODULE_PATHNAME', 'chatstore_update_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.update_conversation(uuid, text, jsonb, text) IS
+    'changes title, model and metadata (merged key by key; a JSON null removes a key); NULL arguments leave fields as they are';
+
+CREATE FUNCTION chatstore.delete_conversation(conversation_id uuid)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'chatstore_delete_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.delete_conversation(uuid) IS
+    'deletes a conversation with all its messages, live and archived';
+
+-- Messages
+
+CREATE FUNCTION chatstore.append(
+    conversation_id uuid,
+    role text,
+    content text,
+    metadata jsonb DEFAULT NULL,
+    tokens integer DEFAULT NULL,
+    model text DEFAULT NULL,
+    idempotency_key text DEFAULT NULL)
+RETURNS chatstore.message
+AS 'MODULE_PATHNAME', 'chatstore_append'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, text) IS
+    'validates and stores one message at the end of a conversation and returns it';
+
+CREATE FUNCTION chatstore.append_many(conversation_id uuid, messages jsonb)
+RETURNS SETOF chatstore.message
+AS 'MODULE_PATHNAME', 'chatstore_append_many'
+LANGUAGE C VOLATILE ROWS 10;
+
+COMMENT ON FUNCTION chatstore.append_many(uuid, jsonb) IS
+    'validates and stores a JSON array of chat-format messages, all or none, and returns them';
+
+-- History
+
+CREATE FUNCTION chatstore.history(
+    conversation_id uuid,
+    max_messages integer DEFAULT 20,
+    before_seq integer DEFAULT NULL)
+RETURNS SETOF chatstore.message
+AS 'MODULE_PATHNAME', 'chatstore_history'
+LANGUAGE C STABLE ROWS 20;
+
+COMMENT ON FUNCTION chatstore.history(uuid, integer, integer) IS
+    'the newest max_messages messages (before before_seq when given), oldest first';
+
+CREATE FUNCTION chatstore.context(
+    conversation_id uuid,
+    max_tokens integer,
+    max_messages integer DEFAULT NULL)
+RETURNS SETOF chatstore.message
+AS 'MODULE_PATHNAME', 'chatstore_context'
+LANGUAGE C STABLE ROWS 20;
+
+COMMENT ON FUNCTION chatstore.context(uuid, integer, integer) IS
+    'the leading system messages and the longest run of newest messages that fit max_tokens, oldest first';
+
+CREATE FUNCTION chatstore.history_json(
+    conversation_id uuid,
+    max_messages integer DEFAULT 20,
+    max_tokens integer DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'chatstore_history_json'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.history_json(uuid, integer, integer) IS
+    'the history (or, with max_tokens, the context) as a chat-completion messages array';
+
+-- Archive
+
+CREATE FUNCTION chatstore.archive(
+    older_than interval DEFAULT NULL,
+    max_conversations integer DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'chatstore_archive'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.archive(interval, integer) IS
+    'archives active conversations idle longer than older_than (default chatstore.archive_after) and returns how many';
+
+CREATE FUNCTION chatstore.archive_conversation(conversation_id uuid)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'chatstore_archive_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.archive_conversation(uuid) IS
+    'archives one conversation; false when it was archived already';
+
+CREATE FUNCTION chatstore.restore(conversation_id uuid)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'chatstore_restore'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.restore(uuid) IS
+    'makes an archived conversation active again; false when it was active already';
+
+CREATE FUNCTION chatstore.purge(archived_before interval)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'chatstore_purge'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.purge(interval) IS
+    'deletes the conversations archived longer ago than archived_before, with their messages, and returns how many';
+
+CREATE FUNCTION chatstore.erase_user(user_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'chatstore_erase_user'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.erase_user(text) IS
+    'deletes every conversation of one user, live and archived, with their messages, and returns how many';
+
+-- Other
+
+CREATE FUNCTION chatstore.stats(
+    OUT conversations bigint,
+    OUT active_conversations bigint,
+    OUT archived_conversations bigint,
+    OUT messages bigint,
+    OUT archived_messages bigint,
+    OUT avg_messages_per_conversation numeric)
+RETURNS record
+AS 'MODULE_PATHNAME', 'chatstore_stats'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.stats() IS
+    'counts of conversations and messages, live and archived';
+
+-- Privileges
+
+CREATE FUNCTION chatstore.is_admin()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'chatstore_is_admin'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.is_admin() IS
+    'whether the calling role acts for every user when chatstore.user_id is not set (a superuser, or a role made admin by grant_admin)';
+
+CREATE FUNCTION chatstore.set_user(user_id text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'chatstore_set_user'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.set_user(text) IS
+    'declares the user the current transaction acts for (chatstore.user_id, until the transaction ends) and returns it';
+
+CREATE FUNCTION chatstore.grant_app(role regrole)
+RETURNS void
+AS 'MODULE_PATHNAME', 'chatstore_grant_app'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.grant_app(regrole) IS
+    'lets a role use the chatstore API and read its own users'' rows, but not write the tables';
+
+CREATE FUNCTION chatstore.grant_admin(role regrole)
+RETURNS void
+AS 'MODULE_PATHNAME', 'chatstore_grant_admin'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.grant_admin(regrole) IS
+    'what grant_app grants, plus archiving in bulk and stats, and makes the role an admin (chatstore.admin_role), who acts for every user';
+
+CREATE FUNCTION chatstore.revoke(role regrole)
+RETURNS void
+AS 'MODULE_PATHNAME', 'chatstore_revoke'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.revoke(regrole) IS
+    'takes back what grant_app and grant_admin gave a role, admin status included';
+
+-- Nothing is granted to PUBLIC: chatstore.grant_app() and grant_admin() hand out the two levels.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA chatstore FROM PUBLIC;
+
+-- Row-level security for roles that read the tables directly: with chatstore.user_id set, that user's rows;
+-- without it, every row for an admin and none for an app role.  The functions run as the extension's owner
+-- and filter by chatstore.user_id themselves.
+ALTER TABLE chatstore.conversation ENABLE ROW LEVEL SECURITY;
+ALTER TABLE chatstore.message ENABLE ROW LEVEL SECURITY;
+ALTER TABLE chatstore.archived_message ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY conversation_of_user ON chatstore.conversation FOR SELECT
+USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('chatstore.user_id', true)
+       OR (COALESCE(pg_catalog.current_setting('chatstore.user_id', true), '') OPERATOR(pg_catalog.=) ''
+           AND (SELECT chatstore.is_admin())));
+
+CREATE POLICY message_of_user ON chatstore.message FOR SELECT
+USING (EXISTS (SELECT 1 FROM chatstore.conversation c WHERE c.id OPERATOR(pg_catalog.=) conversation_id));
+
+CREATE POLICY archived_message_of_user ON chatstore.archived_message FOR SELECT
+USING (EXISTS (SELECT 1 FROM chatstore.conversation c WHERE c.id OPERATOR(pg_catalog.=) conversation_id));
