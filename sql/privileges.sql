@@ -306,7 +306,8 @@ SET ROLE regress_chat_blanket;
 SELECT chatstore.is_admin() AS admin_in_1_0;
 RESET ROLE;
 ALTER EXTENSION chatstore UPDATE;
-SELECT extversion FROM pg_extension WHERE extname = 'chatstore';
+SELECT extversion = default_version AS updated FROM pg_extension, pg_available_extensions
+WHERE extname = 'chatstore' AND name = 'chatstore';
 SELECT role_name FROM chatstore.admin_role ORDER BY role_name;
 SET ROLE regress_chat_admin;
 SELECT chatstore.is_admin();
