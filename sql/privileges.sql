@@ -212,9 +212,16 @@ SELECT chatstore.set_user('bob');
 SELECT conversations FROM chatstore.stats();
 SELECT user_id FROM chatstore.conversation;
 COMMIT;
--- it cannot make itself an admin
+-- it cannot make itself an admin, nor change anyone's privileges: EXECUTE on the grant functions is not enough
 INSERT INTO chatstore.admin_role VALUES ('regress_chat_blanket');
 \echo :SQLSTATE
+SELECT chatstore.grant_admin('regress_chat_blanket');
+\echo :SQLSTATE
+SELECT chatstore.revoke('regress_chat_admin');
+\echo :SQLSTATE
+SELECT chatstore.grant_app('regress_chat_nobody');
+\echo :SQLSTATE
+SELECT chatstore.is_admin();
 RESET ROLE;
 -- not even with every table privilege: row-level security on admin_role has no policy for it
 GRANT ALL ON ALL TABLES IN SCHEMA chatstore TO regress_chat_blanket;
@@ -223,6 +230,23 @@ INSERT INTO chatstore.admin_role VALUES ('regress_chat_blanket');
 \echo :SQLSTATE
 SELECT chatstore.is_admin();
 RESET ROLE;
+-- and a trigger it creates on a chat table (GRANT ALL gives TRIGGER) would run as chatstore's owner, a superuser:
+-- chatstore refuses to write while one exists
+CREATE SCHEMA regress_chat_own AUTHORIZATION regress_chat_blanket;
+SET ROLE regress_chat_blanket;
+CREATE FUNCTION regress_chat_own.t() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE TRIGGER regress_chat_t BEFORE INSERT ON chatstore.message FOR EACH ROW EXECUTE FUNCTION regress_chat_own.t();
+BEGIN;
+SELECT chatstore.set_user('alice');
+SELECT seq FROM chatstore.append(:'alice_conv', 'user', 'through a trigger');
+\echo :SQLSTATE
+ROLLBACK;
+RESET ROLE;
+DROP SCHEMA regress_chat_own CASCADE;
+BEGIN;
+SELECT chatstore.set_user('alice');
+SELECT count(*) > 0 AS appended FROM chatstore.append(:'alice_conv', 'user', 'the trigger is gone');
+ROLLBACK;
 REVOKE ALL ON ALL TABLES IN SCHEMA chatstore FROM regress_chat_blanket;
 GRANT SELECT ON ALL TABLES IN SCHEMA chatstore TO regress_chat_blanket;
 -- grant_admin makes it an admin, revoke takes that back
@@ -291,8 +315,8 @@ SELECT chatstore.grant_app('no_such_role');
 \echo :SQLSTATE
 
 -- ALTER EXTENSION UPDATE from 1.0 carries 1.0's admins forward: the roles granted EXECUTE on archive() and
--- SELECT on archive_run (what 1.0's grant_admin granted); a role with only the blanket EXECUTE grant, which 1.0
--- took for an admin, is none after the update
+-- SELECT on archive_run but not EXECUTE on grant_admin (what 1.0's grant_admin granted); a role with the blanket
+-- EXECUTE grant, which 1.0 took for an admin, is none after the update, even with a blanket SELECT grant too
 DROP EXTENSION chatstore;
 CREATE EXTENSION chatstore VERSION '1.0';
 CREATE ROLE regress_chat_both;

@@ -27,6 +27,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -61,6 +62,14 @@ static const struct config_enum_entry user_id_scope_options[] = {
  * stamp of that transaction; the assign hook copies it here.
  */
 static LocalTransactionId user_id_set_in = InvalidLocalTransactionId;
+
+/*
+ * True once this backend has found no trigger that a non-superuser could
+ * have run as the extension's owner (see CheckTriggers); any relcache
+ * invalidation, such as CREATE TRIGGER sends for its table, clears it.
+ */
+static bool triggers_checked = false;
+static void TriggersChanged(Datum arg, Oid relid);
 
 /* True while _PG_init defines the settings (see CheckUserId). */
 static bool defining_settings = false;
@@ -270,6 +279,7 @@ _PG_init(void)
 
 	ArchiveWorkerInit();
 
+	CacheRegisterRelcacheCallback(TriggersChanged, (Datum) 0);
 	MarkGUCPrefixReserved("chatstore");
 }
 
@@ -440,6 +450,68 @@ ChatstorePinSetting(const char *name, const char *value)
 }
 
 /*
+ * Relcache invalidation callback: a relation changed (a trigger may have
+ * been created), so check the triggers again before the next write.
+ */
+static void
+TriggersChanged(Datum arg, Oid relid)
+{
+	triggers_checked = false;
+}
+
+/*
+ * Refuse to write while a table in schema chatstore has a trigger whose
+ * function a non-superuser owns.  chatstore writes as the extension's owner,
+ * a superuser, and a trigger runs as whoever fires it: such a trigger would
+ * let its author act as a superuser.  A role gets there only through a grant
+ * of TRIGGER on a chatstore table, which chatstore never makes but a blanket
+ * GRANT ALL does.  Checked once per backend, and again after any relation
+ * changes.  Requires SPI, connected as the owner.
+ */
+void
+ChatstoreCheckTriggers(void)
+{
+	int			rc;
+
+	if (triggers_checked)
+		return;
+	triggers_checked = true;	/* an invalidation during the query clears it */
+	PG_TRY();
+	{
+		rc = SPI_execute("SELECT c.relname::pg_catalog.text, t.tgname::pg_catalog.text"
+						 " FROM pg_catalog.pg_trigger t"
+						 " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid"
+						 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+						 " JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) t.tgfoid"
+						 " JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.proowner"
+						 " WHERE n.nspname OPERATOR(pg_catalog.=) 'chatstore'"
+						 "   AND NOT t.tgisinternal AND NOT r.rolsuper"
+						 " LIMIT 1", true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "chatstore: trigger check failed: %s", SPI_result_code_string(rc));
+	}
+	PG_CATCH();
+	{
+		triggers_checked = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (SPI_processed > 0)
+	{
+		char	   *rel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *trigger = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		triggers_checked = false;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("chatstore will not write while table chatstore.%s has trigger %s", rel, trigger),
+				 errdetail("chatstore writes as the extension's owner, a superuser, so this trigger, whose function a non-superuser owns, would run with a superuser's rights."),
+				 errhint("Drop the trigger (DROP TRIGGER %s ON chatstore.%s), and grant application roles nothing but SELECT on chatstore's tables (chatstore.grant_app does).",
+						 quote_identifier(trigger), quote_identifier(rel))));
+	}
+}
+
+/*
  * Connect to SPI to work on the tables as the owner of the called function
  * (the extension's owner), with search_path pinned to pg_catalog.
  *
@@ -484,6 +556,8 @@ ChatstoreConnect(FunctionCallInfo fcinfo, ChatstoreCall *call)
 	ChatstorePinSetting("search_path", "pg_catalog, pg_temp");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "chatstore: SPI_connect failed");
+	if (writes)
+		ChatstoreCheckTriggers();
 }
 
 /*

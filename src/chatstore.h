@@ -103,6 +103,7 @@ extern bool ChatstoreIntervalIsNegative(Interval *iv);
 extern bool ChatstoreCheckIntervalSetting(const char *value, const char *name, bool empty_ok);
 extern void ChatstorePinSetting(const char *name, const char *value);
 extern void ChatstoreConnect(FunctionCallInfo fcinfo, ChatstoreCall *call);
+extern void ChatstoreCheckTriggers(void);
 extern void ChatstoreFinish(ChatstoreCall *call);
 extern SPIPlanPtr ChatstorePlan(SPIPlanPtr *cache, const char *query,
 								int nargs, const Oid *argtypes);

@@ -21,17 +21,21 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "chatstore.h"
 
@@ -141,6 +145,32 @@ AppFunctions(void)
 }
 
 /*
+ * Raise 42501 unless the caller may hand out chatstore's privileges: a
+ * superuser, or a role with the privileges of the extension's owner (who
+ * owns these functions).  EXECUTE on grant_app, grant_admin and revoke is
+ * not enough: a blanket GRANT EXECUTE ON ALL FUNCTIONS gives it, and the
+ * functions run their statements as the owner.
+ */
+static void
+RequireOwnerPrivileges(FunctionCallInfo fcinfo)
+{
+	HeapTuple	proctup;
+	Oid			owner;
+
+	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	if (!HeapTupleIsValid(proctup))
+		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+	owner = ((Form_pg_proc) GETSTRUCT(proctup))->proowner;
+	ReleaseSysCache(proctup);
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to change chatstore privileges"),
+				 errdetail("Only a superuser or a role with the privileges of the extension's owner, %s, may call grant_app, grant_admin and revoke.",
+						   GetUserNameFromId(owner, false))));
+}
+
+/*
  * Run privilege statements, each a format with one %s for the role's quoted
  * name, then add the role to or remove it from the admin roles when
  * admin_row is 1 or -1.
@@ -152,6 +182,7 @@ RunGrants(FunctionCallInfo fcinfo, const char *role, const char *const *statemen
 	ChatstoreCall call;
 	const char *quoted = quote_identifier(role);
 
+	RequireOwnerPrivileges(fcinfo);
 	ChatstoreConnect(fcinfo, &call);
 	for (int i = 0; i < n; i++)
 	{

@@ -17,22 +17,41 @@ ALTER TABLE chatstore.admin_role ENABLE ROW LEVEL SECURITY;
 
 SELECT pg_catalog.pg_extension_config_dump('chatstore.admin_role', '');
 
--- 1.0's admins carried forward: 1.0's grant_admin() granted EXECUTE on archive() and SELECT on archive_run, so a
--- role granted both directly (superusers aside) becomes an admin. A role that had EXECUTE on archive() only, as a
--- blanket GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatstore gives, is no admin any more (1.0 took it for one).
--- A role with both blanket grants (functions and tables) cannot be told from one of grant_admin's and stays admin.
-INSERT INTO chatstore.admin_role (role_name)
-SELECT DISTINCT r.rolname
-FROM pg_catalog.pg_proc p
-CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) f
-JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) f.grantee
-WHERE p.oid OPERATOR(pg_catalog.=) 'chatstore.archive(interval, integer)'::pg_catalog.regprocedure
-  AND f.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
-  AND NOT r.rolsuper
-  AND EXISTS (SELECT FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) t
-              WHERE c.oid OPERATOR(pg_catalog.=) 'chatstore.archive_run'::pg_catalog.regclass
-                AND t.grantee OPERATOR(pg_catalog.=) f.grantee
-                AND t.privilege_type OPERATOR(pg_catalog.=) 'SELECT');
+-- 1.0's admins carried forward: 1.0's grant_admin() granted EXECUTE on archive() and SELECT on archive_run, and never
+-- EXECUTE on grant_admin() itself, so a role granted the first two directly but not the third (superusers aside) was
+-- made an admin by grant_admin and becomes one here. A role that got EXECUTE from a blanket GRANT EXECUTE ON ALL
+-- FUNCTIONS IN SCHEMA chatstore (which 1.0 took for an admin) also holds EXECUTE on grant_admin(), and is no admin any
+-- more. A warning names every role carried forward (extension scripts show no notices).
+DO $$
+DECLARE
+    carried text;
+BEGIN
+    WITH admins AS (
+        INSERT INTO chatstore.admin_role (role_name)
+        SELECT DISTINCT r.rolname
+        FROM pg_catalog.pg_proc p
+        CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) f
+        JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) f.grantee
+        WHERE p.oid OPERATOR(pg_catalog.=) 'chatstore.archive(interval, integer)'::pg_catalog.regprocedure
+          AND f.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+          AND NOT r.rolsuper
+          AND EXISTS (SELECT FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) t
+                      WHERE c.oid OPERATOR(pg_catalog.=) 'chatstore.archive_run'::pg_catalog.regclass
+                        AND t.grantee OPERATOR(pg_catalog.=) f.grantee
+                        AND t.privilege_type OPERATOR(pg_catalog.=) 'SELECT')
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_proc g CROSS JOIN LATERAL pg_catalog.aclexplode(g.proacl) e
+                          WHERE g.oid OPERATOR(pg_catalog.=) 'chatstore.grant_admin(pg_catalog.regrole)'::pg_catalog.regprocedure
+                            AND e.grantee OPERATOR(pg_catalog.=) f.grantee
+                            AND e.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE')
+        RETURNING role_name)
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(role_name::pg_catalog.text), ', ' ORDER BY role_name)
+    INTO carried FROM admins;
+    IF carried IS NOT NULL THEN
+        RAISE WARNING 'chatstore admins carried forward from 1.0: %', carried
+            USING HINT = 'Admin status is now explicit (chatstore.admin_role); chatstore.revoke() takes it back.';
+    END IF;
+END
+$$;
 
 COMMENT ON FUNCTION chatstore.get_conversation(uuid) IS
     'the conversation; P0002 when it does not exist';
