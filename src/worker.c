@@ -835,7 +835,9 @@ BeginWork(void)
 
 /*
  * Commit what BeginWork started and report the table statistics (rows
- * inserted and deleted), so that autovacuum sees the archiver's work.
+ * inserted and deleted), so that autovacuum sees the archiver's work.  Not
+ * forced: during a long run they are sent at most once a second (as a
+ * backend sends them), and whatever is left when the archiver exits.
  */
 static void
 EndWork(void)
@@ -843,7 +845,7 @@ EndWork(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	pgstat_report_stat(true);
+	pgstat_report_stat(false);
 }
 
 /*
