@@ -831,6 +831,7 @@ BeginWork(void)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	ChatstoreCheckTriggers();	/* the archiver writes as a superuser too */
 }
 
 /*
