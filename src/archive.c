@@ -683,8 +683,9 @@ chatstore_purge(PG_FUNCTION_ARGS)
  * chatstore.erase_user(user_id text) RETURNS bigint
  *
  * The right to erasure: deletes every conversation of one user, live and
- * archived, with all their messages; returns how many.  The conversations
- * are locked first, so appends to them wait and then find them gone.
+ * archived, with all their messages and tags; returns how many.  The
+ * conversations are locked first, so appends to them wait and then find
+ * them gone.
  */
 Datum
 chatstore_erase_user(PG_FUNCTION_ARGS)
@@ -693,6 +694,7 @@ chatstore_erase_user(PG_FUNCTION_ARGS)
 	static SPIPlanPtr lock = NULL;
 	static SPIPlanPtr del_live = NULL;
 	static SPIPlanPtr del_archived = NULL;
+	static SPIPlanPtr del_tags = NULL;
 	static SPIPlanPtr del_conversations = NULL;
 	static const Oid argtypes[1] = {TEXTOID};
 	static const Oid idtypes[1] = {UUIDARRAYOID};
@@ -729,6 +731,11 @@ chatstore_erase_user(PG_FUNCTION_ARGS)
 						 &ids, NULL, false, 0) != SPI_OK_DELETE ||
 		SPI_execute_plan(ChatstorePlan(&del_archived,
 									   "DELETE FROM chatstore.archived_message"
+									   " WHERE conversation_id OPERATOR(pg_catalog.=) ANY ($1)",
+									   1, idtypes),
+						 &ids, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_plan(ChatstorePlan(&del_tags,
+									   "DELETE FROM chatstore.conversation_tag"
 									   " WHERE conversation_id OPERATOR(pg_catalog.=) ANY ($1)",
 									   1, idtypes),
 						 &ids, NULL, false, 0) != SPI_OK_DELETE ||

@@ -249,6 +249,7 @@ void
 _PG_init(void)
 {
 	LimitsInit();
+	TagsInit();
 
 	DefineCustomStringVariable("chatstore.archive_after",
 							   "Idle time after which chatstore.archive() archives a conversation when called without older_than.",

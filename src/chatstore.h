@@ -160,6 +160,11 @@ extern void ChatstoreCheckCodePoints(text *value, const char *what, int limit,
 extern void ChatstoreCheckMetadata(Jsonb *metadata, const char *what);
 extern bool ChatstoreIsBlank(const char *s, int len);
 
+/* tags.c: the tag settings */
+extern int	chatstore_max_tag_chars;
+extern int	chatstore_max_tags_per_conversation;
+extern void TagsInit(void);
+
 /* tokens.c */
 extern int32 EstimateTokens(const char *text, int len);
 

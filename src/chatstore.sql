@@ -110,6 +110,27 @@ CREATE TABLE chatstore.archived_message (
 COMMENT ON TABLE chatstore.archived_message IS
     'chatstore messages of archived conversations, moved here whole by chatstore.archive(), one partition per archive month';
 
+-- Tags: a user's labels on conversations, one row per (conversation, tag). The owner's user id is copied onto the
+-- row (it never changes), so a user's tags come from one index and row-level security needs no subquery. The
+-- foreign key cascades, so every path that deletes conversations (delete_conversation, purge, erase_user) takes
+-- their tags along, including a tag added while the delete waited for it.
+CREATE TABLE chatstore.conversation_tag (
+    conversation_id  uuid        NOT NULL,
+    tag              text        NOT NULL,
+    user_id          text        NOT NULL,
+    tagged_at        timestamptz NOT NULL,
+    CONSTRAINT conversation_tag_pkey PRIMARY KEY (conversation_id, tag),
+    CONSTRAINT conversation_tag_conversation_fkey FOREIGN KEY (conversation_id)
+        REFERENCES chatstore.conversation (id) ON DELETE CASCADE
+);
+
+-- tags(), conversations_by_tag(), rename_tag(), delete_tag(): one user's tags, each with its conversations.
+CREATE INDEX conversation_tag_user_tag_idx
+    ON chatstore.conversation_tag (user_id, tag, conversation_id);
+
+COMMENT ON TABLE chatstore.conversation_tag IS
+    'chatstore tags: one row per tag of a conversation, with the owner''s user id, written by chatstore.tag() and its siblings';
+
 -- One row per run of the background archiver, the newest 1000 kept. Operational history, not chat data: pg_dump
 -- does not keep its rows.
 CREATE TABLE chatstore.archive_run (
@@ -148,6 +169,7 @@ ALTER TABLE chatstore.admin_role ENABLE ROW LEVEL SECURITY;
 SELECT pg_catalog.pg_extension_config_dump('chatstore.conversation', '');
 SELECT pg_catalog.pg_extension_config_dump('chatstore.message', '');
 SELECT pg_catalog.pg_extension_config_dump('chatstore.admin_role', '');
+SELECT pg_catalog.pg_extension_config_dump('chatstore.conversation_tag', '');
 
 --
 -- Functions
@@ -327,6 +349,62 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION chatstore.erase_user(text) IS
     'deletes every conversation of one user, live and archived, with their messages, and returns how many';
 
+-- Tags
+
+CREATE FUNCTION chatstore.tag(conversation_id uuid, VARIADIC tags text[])
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'chatstore_tag'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.tag(uuid, text[]) IS
+    'adds tags to a conversation and returns all its tags, sorted';
+
+CREATE FUNCTION chatstore.untag(conversation_id uuid, VARIADIC tags text[])
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'chatstore_untag'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.untag(uuid, text[]) IS
+    'removes tags from a conversation and returns the tags it still has, sorted';
+
+CREATE FUNCTION chatstore.rename_tag(user_id text, old_tag text, new_tag text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'chatstore_rename_tag'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.rename_tag(text, text, text) IS
+    'renames a user''s tag on all its conversations (merging into new_tag where present) and returns how many';
+
+CREATE FUNCTION chatstore.delete_tag(user_id text, tag text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'chatstore_delete_tag'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.delete_tag(text, text) IS
+    'removes a user''s tag from all its conversations and returns how many';
+
+CREATE FUNCTION chatstore.tags(user_id text)
+RETURNS TABLE (tag text, conversations bigint)
+AS 'MODULE_PATHNAME', 'chatstore_tags'
+LANGUAGE C STABLE ROWS 20;
+
+COMMENT ON FUNCTION chatstore.tags(text) IS
+    'a user''s tags, sorted, each with the number of conversations that carry it';
+
+CREATE FUNCTION chatstore.conversations_by_tag(
+    user_id text,
+    tag text,
+    active_since interval DEFAULT NULL,
+    max_results integer DEFAULT 50,
+    before uuid DEFAULT NULL,
+    status text DEFAULT NULL)
+RETURNS SETOF chatstore.conversation
+AS 'MODULE_PATHNAME', 'chatstore_conversations_by_tag'
+LANGUAGE C STABLE ROWS 50;
+
+COMMENT ON FUNCTION chatstore.conversations_by_tag(text, text, interval, integer, uuid, text) IS
+    'one page of a user''s conversations carrying a tag (active within active_since), most recent activity first; pass the last id of a page as before to get the next';
+
 -- Other
 
 CREATE FUNCTION chatstore.stats(
@@ -394,6 +472,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA chatstore FROM PUBLIC;
 ALTER TABLE chatstore.conversation ENABLE ROW LEVEL SECURITY;
 ALTER TABLE chatstore.message ENABLE ROW LEVEL SECURITY;
 ALTER TABLE chatstore.archived_message ENABLE ROW LEVEL SECURITY;
+ALTER TABLE chatstore.conversation_tag ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY conversation_of_user ON chatstore.conversation FOR SELECT
 USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('chatstore.user_id', true)
@@ -405,3 +484,9 @@ USING (EXISTS (SELECT 1 FROM chatstore.conversation c WHERE c.id OPERATOR(pg_cat
 
 CREATE POLICY archived_message_of_user ON chatstore.archived_message FOR SELECT
 USING (EXISTS (SELECT 1 FROM chatstore.conversation c WHERE c.id OPERATOR(pg_catalog.=) conversation_id));
+
+-- Tags carry their owner's user id, so their policy needs no subquery (is_admin() is a plain call).
+CREATE POLICY conversation_tag_of_user ON chatstore.conversation_tag FOR SELECT
+USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('chatstore.user_id', true)
+       OR (COALESCE(pg_catalog.current_setting('chatstore.user_id', true), '') OPERATOR(pg_catalog.=) ''
+           AND chatstore.is_admin()));

@@ -355,8 +355,9 @@ chatstore_update_conversation(PG_FUNCTION_ARGS)
 /*
  * chatstore.delete_conversation(conversation_id uuid) RETURNS boolean
  *
- * Locks the conversation (so a concurrent append waits and then finds it
- * gone), deletes its live and archived messages, then the conversation.
+ * Locks the conversation (so a concurrent append or tag waits and then
+ * finds it gone), deletes its live and archived messages and its tags, then
+ * the conversation.
  * Raises P0002 when it does not exist, like every function.
  */
 Datum
@@ -365,6 +366,7 @@ chatstore_delete_conversation(PG_FUNCTION_ARGS)
 	ChatstoreCall call;
 	static SPIPlanPtr del_messages = NULL;
 	static SPIPlanPtr del_archived = NULL;
+	static SPIPlanPtr del_tags = NULL;
 	static SPIPlanPtr del_conversation = NULL;
 	static const Oid argtypes[2] = {UUIDOID, TIMESTAMPTZOID};
 	pg_uuid_t  *id;
@@ -397,6 +399,11 @@ chatstore_delete_conversation(PG_FUNCTION_ARGS)
 										"   AND archived_at OPERATOR(pg_catalog.=) $2",
 										2, argtypes),
 						  args, NULL, false, 0) != SPI_OK_DELETE) ||
+		SPI_execute_plan(ChatstorePlan(&del_tags,
+									   "DELETE FROM chatstore.conversation_tag"
+									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1",
+									   1, argtypes),
+						 args, NULL, false, 0) != SPI_OK_DELETE ||
 		SPI_execute_plan(ChatstorePlan(&del_conversation,
 									   "DELETE FROM chatstore.conversation"
 									   " WHERE id OPERATOR(pg_catalog.=) $1",

@@ -64,6 +64,24 @@ static const char *const app_functions =
 /* Functions of the app level that 1.0's schema lacks: granted when present. */
 static const char *const app_functions_1_0_1 = "chatstore.set_user(text)";
 
+/*
+ * Functions of the app level that 1.1 added, each granted when the database
+ * has it (a database still on 1.0 or 1.0.1 has none of them).
+ */
+static const char *const app_functions_1_1[] = {
+	"chatstore.tag(uuid, text[])",
+	"chatstore.untag(uuid, text[])",
+	"chatstore.rename_tag(text, text, text)",
+	"chatstore.delete_tag(text, text)",
+	"chatstore.tags(text)",
+	"chatstore.conversations_by_tag(text, text, interval, integer, uuid, text)",
+};
+
+/* Tables that 1.1 added, which both levels may read when the database has them. */
+static const char *const tables_1_1[] = {
+	"chatstore.conversation_tag",
+};
+
 /* The functions only an admin role may execute, in addition. */
 static const char *const admin_functions =
 "chatstore.archive(interval, integer), chatstore.purge(interval), chatstore.erase_user(text),"
@@ -130,6 +148,24 @@ SetAdminRow(const char *role, bool add)
 }
 
 /*
+ * Does the object named by a qualified name (a function with its argument
+ * types, for to_regprocedure; a table, for to_regclass) exist?  Called as
+ * SQL calls them, since they answer NULL for a missing object.
+ */
+static bool
+ObjectExists(PGFunction to_reg, const char *name)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = CStringGetTextDatum(name);
+	fcinfo->args[0].isnull = false;
+	result = to_reg(fcinfo);
+	return !fcinfo->isnull && OidIsValid(DatumGetObjectId(result));
+}
+
+/*
  * The app level's functions: app_functions, and the newer ones when the
  * database has them (this library also serves databases still on 1.0).
  */
@@ -137,11 +173,34 @@ static const char *
 AppFunctions(void)
 {
 	Oid			argtypes[1] = {TEXTOID};
+	StringInfoData list;
 
 	if (!OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("set_user")),
 								   1, argtypes, true)))
 		return app_functions;
-	return psprintf("%s, %s", app_functions, app_functions_1_0_1);
+	initStringInfo(&list);
+	appendStringInfo(&list, "%s, %s", app_functions, app_functions_1_0_1);
+	for (int i = 0; i < (int) lengthof(app_functions_1_1); i++)
+		if (ObjectExists(to_regprocedure, app_functions_1_1[i]))
+			appendStringInfo(&list, ", %s", app_functions_1_1[i]);
+	return list.data;
+}
+
+/*
+ * The tables both levels may read: tables, and the newer ones when the
+ * database has them.
+ */
+static const char *
+Tables(void)
+{
+	StringInfoData list;
+
+	initStringInfo(&list);
+	appendStringInfoString(&list, tables);
+	for (int i = 0; i < (int) lengthof(tables_1_1); i++)
+		if (ObjectExists(to_regclass, tables_1_1[i]))
+			appendStringInfo(&list, ", %s", tables_1_1[i]);
+	return list.data;
 }
 
 /*
@@ -210,7 +269,7 @@ chatstore_grant_app(PG_FUNCTION_ARGS)
 	const char *statements[3] = {
 		"GRANT USAGE ON SCHEMA chatstore TO %s",
 		psprintf("GRANT EXECUTE ON FUNCTION %s TO %%s", AppFunctions()),
-		psprintf("GRANT SELECT ON TABLE %s TO %%s", tables)
+		psprintf("GRANT SELECT ON TABLE %s TO %%s", Tables())
 	};
 
 	RunGrants(fcinfo, role, statements, lengthof(statements), 0);
@@ -230,7 +289,7 @@ chatstore_grant_admin(PG_FUNCTION_ARGS)
 	const char *statements[4] = {
 		"GRANT USAGE ON SCHEMA chatstore TO %s",
 		psprintf("GRANT EXECUTE ON FUNCTION %s, %s TO %%s", AppFunctions(), admin_functions),
-		psprintf("GRANT SELECT ON TABLE %s TO %%s", tables),
+		psprintf("GRANT SELECT ON TABLE %s TO %%s", Tables()),
 		"GRANT SELECT ON TABLE chatstore.archive_run TO %s"
 	};
 
@@ -250,7 +309,7 @@ chatstore_revoke(PG_FUNCTION_ARGS)
 	const char *role = RoleArg(fcinfo);
 	const char *statements[3] = {
 		psprintf("REVOKE ALL ON FUNCTION %s, %s FROM %%s", AppFunctions(), admin_functions),
-		psprintf("REVOKE ALL ON TABLE %s, chatstore.archive_run FROM %%s", tables),
+		psprintf("REVOKE ALL ON TABLE %s, chatstore.archive_run FROM %%s", Tables()),
 		"REVOKE ALL ON SCHEMA chatstore FROM %s"
 	};
 

@@ -1,10 +1,10 @@
 -- pgTAP: the schema keeps the promises of DESIGN.md: keys start with the conversation id, every user-data
 -- table is dumped by pg_dump, no triggers, every object documented, write functions are not STRICT.
 BEGIN;
-SELECT plan(26);
+SELECT plan(28);
 
 SELECT has_schema('chatstore');
-SELECT tables_are('chatstore', ARRAY['conversation', 'message', 'archived_message', 'archive_run', 'admin_role']);
+SELECT tables_are('chatstore', ARRAY['conversation', 'message', 'archived_message', 'archive_run', 'admin_role', 'conversation_tag']);
 SELECT col_is_pk('chatstore', 'conversation', 'id', 'conversation key is its id');
 SELECT col_is_pk('chatstore', 'message', ARRAY['conversation_id', 'seq'], 'message key is (conversation_id, seq)');
 SELECT lives_ok($$SELECT chatstore.archive_conversation(chatstore.create_conversation('x'))$$, 'archiving creates a month partition');
@@ -13,10 +13,10 @@ SELECT is((SELECT count(*) FROM pg_inherits i WHERE i.inhparent = 'chatstore.arc
                                AND c.conkey = (SELECT array_agg(attnum ORDER BY array_position(ARRAY['conversation_id', 'archived_at', 'seq'], attname::text))::int2[] FROM pg_attribute WHERE attrelid = i.inhrelid AND attname IN ('conversation_id', 'archived_at', 'seq')))),
           0::bigint, 'each archive partition''s key is (conversation_id, archived_at, seq)');
 
--- Citus-ready: every unique index of a message table starts with conversation_id
+-- Citus-ready: every unique index of a message table starts with conversation_id (conversation_tag's key too)
 SELECT is((SELECT count(*) FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
            JOIN pg_namespace n ON n.oid = t.relnamespace
-           WHERE n.nspname = 'chatstore' AND t.relname IN ('message', 'archived_message') AND i.indisunique
+           WHERE n.nspname = 'chatstore' AND t.relname IN ('message', 'archived_message', 'conversation_tag') AND i.indisunique
              AND (SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = i.indkey[0]) <> 'conversation_id'),
           0::bigint, 'every unique index of a message table starts with conversation_id');
 SELECT is((SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
@@ -24,6 +24,8 @@ SELECT is((SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c
              AND (c.conkey <> ARRAY[1]::int2[] OR (SELECT attname FROM pg_attribute WHERE attrelid = c.conrelid AND attnum = c.conkey[1]) <> 'conversation_id')),
           0::bigint, 'foreign keys only on conversation_id');
 SELECT fk_ok('chatstore', 'message', 'conversation_id', 'chatstore', 'conversation', 'id');
+SELECT col_is_pk('chatstore', 'conversation_tag', ARRAY['conversation_id', 'tag'], 'tag key is (conversation_id, tag)');
+SELECT fk_ok('chatstore', 'conversation_tag', 'conversation_id', 'chatstore', 'conversation', 'id');
 SELECT is((SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = 'chatstore.archived_message'::regclass), 'r',
           'the archive is partitioned by range (of archived_at)');
 SELECT is((SELECT count(*) FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgrelid
@@ -34,7 +36,7 @@ SELECT is((SELECT count(*) FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgreli
 -- pg_dump keeps every user-data table
 SELECT set_eq($$SELECT c.relname::text FROM pg_extension e, unnest(e.extconfig) AS x(oid) JOIN pg_class c ON c.oid = x.oid
               WHERE e.extname = 'chatstore'$$,
-              ARRAY['conversation', 'message', 'admin_role'],
+              ARRAY['conversation', 'message', 'admin_role', 'conversation_tag'],
               'the chat tables and the admin roles are registered with pg_extension_config_dump (the archive''s partitions are ordinary tables)');
 
 -- the extension's shape
@@ -45,7 +47,8 @@ SELECT functions_are('chatstore', ARRAY[
   'uuidv7', 'estimate_tokens', 'create_conversation', 'get_conversation', 'list_conversations',
   'update_conversation', 'delete_conversation', 'append', 'append_many', 'history', 'context',
   'history_json', 'archive', 'archive_conversation', 'restore', 'purge', 'erase_user', 'stats', 'is_admin',
-  'grant_app', 'grant_admin', 'revoke', 'set_user']);
+  'grant_app', 'grant_admin', 'revoke', 'set_user',
+  'tag', 'untag', 'rename_tag', 'delete_tag', 'tags', 'conversations_by_tag']);
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'chatstore' AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')),
           NULL, 'every API function is written in C');
@@ -67,7 +70,7 @@ SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p J
            WHERE n.nspname = 'chatstore' AND p.prosecdef),
           NULL, 'no function is SECURITY DEFINER: they become the owner in C, after looking at the caller');
 SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE n.nspname = 'chatstore' AND c.relname IN ('conversation', 'message', 'archived_message')
+           WHERE n.nspname = 'chatstore' AND c.relname IN ('conversation', 'message', 'archived_message', 'conversation_tag')
              AND NOT c.relrowsecurity),
           NULL, 'row-level security on every chat table');
 
