@@ -42,7 +42,7 @@
 #define MESSAGE_NCOLUMNS			10
 #define CONVERSATION_COLUMNS \
 	"id, user_id, title, model, status, metadata, message_count, token_count," \
-	" last_seq, created_at, last_activity_at, archived_at"
+	" last_seq, created_at, last_activity_at, archived_at, state"
 
 /* 0-based positions in MESSAGE_COLUMNS */
 #define MSGCOL_CONVERSATION_ID		0
@@ -158,6 +158,11 @@ extern void ChatstoreCheckCodePoints(text *value, const char *what, int limit,
 									 const char *setting);
 extern void ChatstoreCheckMetadata(Jsonb *metadata, const char *what);
 extern bool ChatstoreIsBlank(const char *s, int len);
+
+/* lifecycle.c: the application's state of a conversation */
+extern void ChatstoreCheckState(text *state, const char *argname);
+extern void ChatstoreCheckMetadataFilter(Jsonb *metadata, const char *argname);
+extern void ChatstoreConversationCompleted(pg_uuid_t *id) pg_attribute_noreturn();
 
 /* tokens.c */
 extern int32 EstimateTokens(const char *text, int len);

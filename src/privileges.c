@@ -46,7 +46,6 @@ static const char *const app_functions =
 "chatstore.uuidv7(), chatstore.estimate_tokens(text), chatstore.is_admin(),"
 " chatstore.create_conversation(text, text, jsonb, text),"
 " chatstore.get_conversation(uuid),"
-" chatstore.list_conversations(text, text, integer, uuid),"
 " chatstore.update_conversation(uuid, text, jsonb, text),"
 " chatstore.delete_conversation(uuid),"
 " chatstore.append(uuid, text, text, jsonb, integer, text, text),"
@@ -60,10 +59,23 @@ static const char *const app_functions =
 /* Functions of the app level that 1.0's schema lacks: granted when present. */
 static const char *const app_functions_1_0_1 = "chatstore.set_user(text)";
 
+/*
+ * Functions of the app level in 1.1's schema, and those that 1.1 replaced
+ * (new arguments), granted instead to a database still at an older version.
+ */
+static const char *const app_functions_1_1 =
+"chatstore.list_conversations(text, text, integer, uuid, text, jsonb),"
+" chatstore.set_state(uuid, text)";
+static const char *const app_functions_before_1_1 =
+"chatstore.list_conversations(text, text, integer, uuid)";
+
 /* The functions only an admin role may execute, in addition. */
 static const char *const admin_functions =
-"chatstore.archive(interval, integer), chatstore.purge(interval), chatstore.erase_user(text),"
-" chatstore.stats()";
+"chatstore.archive(interval, integer), chatstore.purge(interval), chatstore.erase_user(text)";
+
+/* The admin functions of 1.1's schema, and those they replaced. */
+static const char *const admin_functions_1_1 = "chatstore.stats(text, jsonb)";
+static const char *const admin_functions_before_1_1 = "chatstore.stats()";
 
 /* The tables both levels may read (row-level security filters them). */
 static const char *const tables =
@@ -126,6 +138,28 @@ SetAdminRow(const char *role, bool add)
 }
 
 /*
+ * Does the database have chatstore.NAME(argtypes)?
+ */
+static bool
+HaveFunction(const char *name, int nargs, const Oid *argtypes)
+{
+	return OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString(pstrdup(name))),
+									 nargs, argtypes, true));
+}
+
+/*
+ * Is the database's chatstore schema 1.1's (or newer)?  chatstore.set_state
+ * came with 1.1.
+ */
+static bool
+HaveSchema_1_1(void)
+{
+	Oid			argtypes[2] = {UUIDOID, TEXTOID};
+
+	return HaveFunction("set_state", 2, argtypes);
+}
+
+/*
  * The app level's functions: app_functions, and the newer ones when the
  * database has them (this library also serves databases still on 1.0).
  */
@@ -134,10 +168,22 @@ AppFunctions(void)
 {
 	Oid			argtypes[1] = {TEXTOID};
 
-	if (!OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("set_user")),
-								   1, argtypes, true)))
-		return app_functions;
-	return psprintf("%s, %s", app_functions, app_functions_1_0_1);
+	if (!HaveFunction("set_user", 1, argtypes))
+		return psprintf("%s, %s", app_functions, app_functions_before_1_1);
+	if (!HaveSchema_1_1())
+		return psprintf("%s, %s, %s", app_functions, app_functions_1_0_1, app_functions_before_1_1);
+	return psprintf("%s, %s, %s", app_functions, app_functions_1_0_1, app_functions_1_1);
+}
+
+/*
+ * The admin level's functions beyond the app level's, as the database's
+ * version has them.
+ */
+static const char *
+AdminFunctions(void)
+{
+	return psprintf("%s, %s", admin_functions,
+					HaveSchema_1_1() ? admin_functions_1_1 : admin_functions_before_1_1);
 }
 
 /*
@@ -198,7 +244,7 @@ chatstore_grant_admin(PG_FUNCTION_ARGS)
 	const char *role = RoleArg(fcinfo);
 	const char *statements[4] = {
 		"GRANT USAGE ON SCHEMA chatstore TO %s",
-		psprintf("GRANT EXECUTE ON FUNCTION %s, %s TO %%s", AppFunctions(), admin_functions),
+		psprintf("GRANT EXECUTE ON FUNCTION %s, %s TO %%s", AppFunctions(), AdminFunctions()),
 		psprintf("GRANT SELECT ON TABLE %s TO %%s", tables),
 		"GRANT SELECT ON TABLE chatstore.archive_run TO %s"
 	};
@@ -218,7 +264,7 @@ chatstore_revoke(PG_FUNCTION_ARGS)
 {
 	const char *role = RoleArg(fcinfo);
 	const char *statements[3] = {
-		psprintf("REVOKE ALL ON FUNCTION %s, %s FROM %%s", AppFunctions(), admin_functions),
+		psprintf("REVOKE ALL ON FUNCTION %s, %s FROM %%s", AppFunctions(), AdminFunctions()),
 		psprintf("REVOKE ALL ON TABLE %s, chatstore.archive_run FROM %%s", tables),
 		"REVOKE ALL ON SCHEMA chatstore FROM %s"
 	};
