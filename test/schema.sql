@@ -74,8 +74,8 @@ SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c 
 -- signatures and defaults of the API
 SELECT function_returns('chatstore', 'append', ARRAY['uuid', 'text', 'text', 'jsonb', 'integer', 'text', 'text'], 'chatstore.message');
 SELECT function_returns('chatstore', 'history', ARRAY['uuid', 'integer', 'integer'], 'setof chatstore.message');
-SELECT is(pg_get_function_arguments('chatstore.list_conversations(text, text, integer, uuid)'::regprocedure),
-          'user_id text, status text DEFAULT ''active''::text, max_results integer DEFAULT 50, before uuid DEFAULT NULL::uuid',
+SELECT is(pg_get_function_arguments('chatstore.list_conversations(text, text, integer, uuid, text, jsonb)'::regprocedure),
+          'user_id text, status text DEFAULT ''active''::text, max_results integer DEFAULT 50, before uuid DEFAULT NULL::uuid, state text DEFAULT NULL::text, metadata jsonb DEFAULT NULL::jsonb',
           'list_conversations defaults');
 SELECT is(pg_get_function_arguments('chatstore.context(uuid, integer, integer)'::regprocedure),
           'conversation_id uuid, max_tokens integer, max_messages integer DEFAULT NULL::integer',
