@@ -179,9 +179,10 @@ FindByIdempotencyKey(pg_uuid_t *conversation_id, text *key,
 /*
  * Lock the conversation for a new attempt at taking seq numbers, after the
  * UPDATE of ReserveSeq found no row to change: raise P0002 when it is
- * missing (or not the actor's), 55000 when it is archived, 54000 when n more
- * messages would pass the largest seq.  Otherwise it was restored meanwhile,
- * and it stays active now that it is locked.  The lookup is not read-only,
+ * missing (or not the actor's), 55000 when it is archived or completed
+ * (src/lifecycle.c), 54000 when n more messages would pass the largest seq.
+ * Otherwise it was restored (or set active) meanwhile, and it stays so now
+ * that it is locked.  The lookup is not read-only,
  * so it sees what the UPDATE saw.
  */
 static void
@@ -197,7 +198,7 @@ LockForAppend(pg_uuid_t *conversation_id, int n, Actor *actor)
 
 	ChatstoreActorArg(actor, &args[1], &nulls[1]);
 	if (SPI_execute_plan(ChatstorePlan(&plan,
-									   "SELECT status, last_seq FROM chatstore.conversation"
+									   "SELECT status, last_seq, state FROM chatstore.conversation"
 									   " WHERE id OPERATOR(pg_catalog.=) $1"
 									   "   AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.=) $2)"
 									   " FOR NO KEY UPDATE",
@@ -209,6 +210,8 @@ LockForAppend(pg_uuid_t *conversation_id, int n, Actor *actor)
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (strcmp(status, "archived") == 0)
 		ChatstoreConversationArchived(conversation_id);
+	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), "completed") == 0)
+		ChatstoreConversationCompleted(conversation_id);
 	last_seq = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	if (last_seq > PG_INT32_MAX - n)
 		ereport(ERROR,
@@ -219,7 +222,8 @@ LockForAppend(pg_uuid_t *conversation_id, int n, Actor *actor)
 }
 
 /*
- * Take n seq numbers of an active conversation and move its counters.
+ * Take n seq numbers of an active conversation and move its counters; a
+ * paused conversation becomes active, a completed one is refused.
  * Returns the first seq taken.  The UPDATE locks the conversation row until
  * the transaction ends.  When it changes nothing, LockForAppend says why
  * (P0002, 55000, 54000) or, if the conversation was restored in between,
@@ -248,9 +252,11 @@ ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now,
 											"  last_seq = last_seq OPERATOR(pg_catalog.+) $2,"
 											"  message_count = message_count OPERATOR(pg_catalog.+) $2,"
 											"  token_count = token_count OPERATOR(pg_catalog.+) $3,"
-											"  last_activity_at = GREATEST(last_activity_at, $4)"
+											"  last_activity_at = GREATEST(last_activity_at, $4),"
+											"  state = 'active'"
 											" WHERE id OPERATOR(pg_catalog.=) $1"
 											"   AND status OPERATOR(pg_catalog.=) 'active'"
+											"   AND state OPERATOR(pg_catalog.<>) 'completed'"
 											"   AND ($5 IS NULL OR user_id OPERATOR(pg_catalog.=) $5)"
 											"   AND last_seq OPERATOR(pg_catalog.<=) (2147483647 OPERATOR(pg_catalog.-) $2)"
 											" RETURNING last_seq",
@@ -328,7 +334,8 @@ InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
 /*
  * Append one validated message in one statement: the UPDATE that takes the
  * next seq and moves the counters feeds the INSERT.  One statement instead
- * of two is most of an append's own cost.  When the UPDATE finds no row,
+ * of two is most of an append's own cost.  The UPDATE also resumes a paused
+ * conversation and skips a completed one.  When the UPDATE finds no row,
  * LockForAppend says why (P0002, 55000, 54000) or locks the conversation
  * restored in between, and the second attempt cannot miss.  Fills
  * values/nulls with the stored row.
@@ -362,9 +369,11 @@ AppendOne(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
 											"    last_seq = last_seq OPERATOR(pg_catalog.+) 1,"
 											"    message_count = message_count OPERATOR(pg_catalog.+) 1,"
 											"    token_count = token_count OPERATOR(pg_catalog.+) $8,"
-											"    last_activity_at = GREATEST(last_activity_at, $9)"
+											"    last_activity_at = GREATEST(last_activity_at, $9),"
+											"    state = 'active'"
 											"  WHERE id OPERATOR(pg_catalog.=) $1"
 											"    AND status OPERATOR(pg_catalog.=) 'active'"
+											"    AND state OPERATOR(pg_catalog.<>) 'completed'"
 											"    AND ($11 IS NULL OR user_id OPERATOR(pg_catalog.=) $11)"
 											"    AND last_seq OPERATOR(pg_catalog.<) 2147483647"
 											"  RETURNING last_seq)"

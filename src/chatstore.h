@@ -42,7 +42,7 @@
 #define MESSAGE_NCOLUMNS			10
 #define CONVERSATION_COLUMNS \
 	"id, user_id, title, model, status, metadata, message_count, token_count," \
-	" last_seq, created_at, last_activity_at, archived_at"
+	" last_seq, created_at, last_activity_at, archived_at, state"
 
 /* 0-based positions in MESSAGE_COLUMNS */
 #define MSGCOL_CONVERSATION_ID		0
@@ -164,6 +164,10 @@ extern bool ChatstoreIsBlank(const char *s, int len);
 extern int	chatstore_max_tag_chars;
 extern int	chatstore_max_tags_per_conversation;
 extern void TagsInit(void);
+/* lifecycle.c: the application's state of a conversation */
+extern void ChatstoreCheckState(text *state, const char *argname);
+extern void ChatstoreCheckMetadataFilter(Jsonb *metadata, const char *argname);
+extern void ChatstoreConversationCompleted(pg_uuid_t *id) pg_attribute_noreturn();
 
 /* tokens.c */
 extern int32 EstimateTokens(const char *text, int len);

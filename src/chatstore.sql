@@ -35,18 +35,25 @@ CREATE TABLE chatstore.conversation (
     created_at       timestamptz NOT NULL,
     last_activity_at timestamptz NOT NULL,
     archived_at      timestamptz,
+    state            text        NOT NULL DEFAULT 'active',
     CONSTRAINT conversation_pkey PRIMARY KEY (id),
     CONSTRAINT conversation_status_check
         CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['active', 'archived']::pg_catalog.text[])),
     CONSTRAINT conversation_archived_at_check
-        CHECK ((status OPERATOR(pg_catalog.=) 'archived') OPERATOR(pg_catalog.=) (archived_at IS NOT NULL))
+        CHECK ((status OPERATOR(pg_catalog.=) 'archived') OPERATOR(pg_catalog.=) (archived_at IS NOT NULL)),
+    -- the application's lifecycle (chatstore.set_state), independent of the storage status
+    CONSTRAINT conversation_state_check
+        CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['active', 'paused', 'completed']::pg_catalog.text[]))
     -- (metadata, counters and message fields are validated by the functions, which alone write these
     -- tables: CHECK constraints would be parsed again at every append, and the metadata one detoasted)
 );
 
--- list_conversations: one user's conversations of one status, most recent activity first.
+-- list_conversations: one user's conversations of one status and state, most recent activity first (a list of
+-- several statuses or states merges their runs; a metadata filter is checked along the run). Appends change
+-- last_activity_at, so every index here gets an entry at every append: state is a column of this index rather
+-- than an index of its own.
 CREATE INDEX conversation_user_activity_idx
-    ON chatstore.conversation (user_id, status, last_activity_at, id);
+    ON chatstore.conversation (user_id, status, state, last_activity_at, id);
 
 -- archive(): active conversations idle the longest.
 CREATE INDEX conversation_idle_idx
@@ -217,13 +224,15 @@ CREATE FUNCTION chatstore.list_conversations(
     user_id text,
     status text DEFAULT 'active',
     max_results integer DEFAULT 50,
-    before uuid DEFAULT NULL)
+    before uuid DEFAULT NULL,
+    state text DEFAULT NULL,
+    metadata jsonb DEFAULT NULL)
 RETURNS SETOF chatstore.conversation
 AS 'MODULE_PATHNAME', 'chatstore_list_conversations'
 LANGUAGE C STABLE ROWS 50;
 
-COMMENT ON FUNCTION chatstore.list_conversations(text, text, integer, uuid) IS
-    'one page of a user''s conversations, most recent activity first; pass the last id of a page as before to get the next';
+COMMENT ON FUNCTION chatstore.list_conversations(text, text, integer, uuid, text, jsonb) IS
+    'one page of a user''s conversations, most recent activity first, optionally of one state and containing metadata; pass the last id of a page as before to get the next';
 
 CREATE FUNCTION chatstore.update_conversation(
     conversation_id uuid,
@@ -236,6 +245,14 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.update_conversation(uuid, text, jsonb, text) IS
     'changes title, model and metadata (merged key by key; a JSON null removes a key); NULL arguments leave fields as they are';
+
+CREATE FUNCTION chatstore.set_state(conversation_id uuid, state text)
+RETURNS chatstore.conversation
+AS 'MODULE_PATHNAME', 'chatstore_set_state'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.set_state(uuid, text) IS
+    'sets the application''s lifecycle state of a conversation (active, paused or completed) and returns the conversation';
 
 CREATE FUNCTION chatstore.delete_conversation(conversation_id uuid)
 RETURNS boolean
@@ -408,18 +425,23 @@ COMMENT ON FUNCTION chatstore.conversations_by_tag(text, text, interval, integer
 -- Other
 
 CREATE FUNCTION chatstore.stats(
+    state text DEFAULT NULL,
+    metadata jsonb DEFAULT NULL,
     OUT conversations bigint,
     OUT active_conversations bigint,
     OUT archived_conversations bigint,
     OUT messages bigint,
     OUT archived_messages bigint,
-    OUT avg_messages_per_conversation numeric)
+    OUT avg_messages_per_conversation numeric,
+    OUT state_active bigint,
+    OUT state_paused bigint,
+    OUT state_completed bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'chatstore_stats'
 LANGUAGE C STABLE;
 
-COMMENT ON FUNCTION chatstore.stats() IS
-    'counts of conversations and messages, live and archived';
+COMMENT ON FUNCTION chatstore.stats(text, jsonb) IS
+    'counts of conversations and messages, live and archived, and of conversations per state; optionally of one state and containing metadata';
 
 -- Privileges
 

@@ -164,26 +164,35 @@ chatstore_get_conversation(PG_FUNCTION_ARGS)
 
 /*
  * chatstore.list_conversations(user_id text, status text, max_results int,
- *								before uuid) RETURNS SETOF chatstore.conversation
+ *		before uuid, state text, metadata jsonb)
+ *		RETURNS SETOF chatstore.conversation
  *
  * Keyset paging: rows come most recent activity first, ordered by
  * (last_activity_at, id) descending; "before" names the last row of the
- * previous page and the next page starts below its position.  Status NULL
- * lists both statuses, merging the two index-ordered runs.
+ * previous page and the next page starts below its position (the position
+ * only: "before" need not match the filters any more).  Status NULL lists
+ * both statuses, state NULL every state; metadata keeps the conversations
+ * whose metadata contain it (@>).
+ *
+ * The index (user_id, status, state, last_activity_at, id) holds one run in
+ * activity order per (status, state): the query takes at most max_results
+ * rows from each run the filters allow (at most six runs, each an index
+ * scan stopping once it has a page) and merges them.  The metadata filter
+ * is checked along the runs, so its cost follows the user's conversations
+ * in the statuses and states listed, never other users'.
  */
 Datum
 chatstore_list_conversations(PG_FUNCTION_ARGS)
 {
 	ChatstoreCall call;
-	static SPIPlanPtr one_status = NULL;
-	static SPIPlanPtr all_statuses = NULL;
+	static SPIPlanPtr list = NULL;
 	static SPIPlanPtr position = NULL;
-	static const Oid argtypes[5] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, UUIDOID, INT4OID};
+	static const Oid argtypes[7] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, UUIDOID, INT4OID, TEXTOID, JSONBOID};
 	static const Oid posargtypes[2] = {UUIDOID, TEXTOID};
 	static pg_uuid_t max_uuid;
-	Datum		args[5];
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int32		max_results;
-	SPIPlanPtr	plan;
 	Actor		actor;
 	int			rc;
 
@@ -201,6 +210,10 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 					 errmsg("invalid status \"%s\"", ChatstoreClip(status, strlen(status))),
 					 errdetail("status must be 'active', 'archived', or NULL for both.")));
 	}
+	if (!PG_ARGISNULL(4))
+		ChatstoreCheckState(PG_GETARG_TEXT_PP(4), "state");
+	if (!PG_ARGISNULL(5))
+		ChatstoreCheckMetadataFilter(PG_GETARG_JSONB_P(5), "metadata");
 
 	ChatstoreInitSRF(fcinfo);
 	ChatstoreGetActor(&actor);
@@ -212,9 +225,14 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 	memset(max_uuid.data, 0xFF, UUID_LEN);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 	args[2] = TimestampTzGetDatum(DT_NOEND);
 	args[3] = UUIDPGetDatum(&max_uuid);
 	args[4] = Int32GetDatum(max_results);
+	args[5] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
+	nulls[5] = PG_ARGISNULL(4) ? 'n' : ' ';
+	args[6] = PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5);
+	nulls[6] = PG_ARGISNULL(5) ? 'n' : ' ';
 	if (!PG_ARGISNULL(3))
 	{
 		bool		isnull;
@@ -240,30 +258,24 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 		args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	}
 
-	if (!PG_ARGISNULL(1))
-		plan = ChatstorePlan(&one_status,
-							 "SELECT " CONVERSATION_COLUMNS " FROM chatstore.conversation"
-							 " WHERE user_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) $2"
-							 "   AND (last_activity_at, id) OPERATOR(pg_catalog.<) ($3, $4)"
-							 " ORDER BY last_activity_at DESC, id DESC LIMIT $5",
-							 5, argtypes);
-	else
-		plan = ChatstorePlan(&all_statuses,
-							 "SELECT " CONVERSATION_COLUMNS " FROM ("
-							 " (SELECT " CONVERSATION_COLUMNS " FROM chatstore.conversation"
-							 "   WHERE user_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'active'"
-							 "     AND (last_activity_at, id) OPERATOR(pg_catalog.<) ($3, $4)"
-							 "   ORDER BY last_activity_at DESC, id DESC LIMIT $5)"
-							 " UNION ALL"
-							 " (SELECT " CONVERSATION_COLUMNS " FROM chatstore.conversation"
-							 "   WHERE user_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'archived'"
-							 "     AND (last_activity_at, id) OPERATOR(pg_catalog.<) ($3, $4)"
-							 "   ORDER BY last_activity_at DESC, id DESC LIMIT $5)"
-							 " ) c"
-							 " ORDER BY last_activity_at DESC, id DESC LIMIT $5",
-							 5, argtypes);
-
-	rc = SPI_execute_plan(plan, args, PG_ARGISNULL(1) ? " n   " : NULL, true, 0);
+	rc = SPI_execute_plan(ChatstorePlan(&list,
+										"SELECT " CONVERSATION_COLUMNS " FROM"
+										" (VALUES ('active', 'active'), ('active', 'paused'), ('active', 'completed'),"
+										"         ('archived', 'active'), ('archived', 'paused'), ('archived', 'completed'))"
+										"   AS k (k_status, k_state)"
+										" CROSS JOIN LATERAL"
+										" (SELECT " CONVERSATION_COLUMNS " FROM chatstore.conversation c"
+										"   WHERE c.user_id OPERATOR(pg_catalog.=) $1"
+										"     AND c.status OPERATOR(pg_catalog.=) k.k_status"
+										"     AND c.state OPERATOR(pg_catalog.=) k.k_state"
+										"     AND (c.last_activity_at, c.id) OPERATOR(pg_catalog.<) ($3, $4)"
+										"     AND ($7 IS NULL OR c.metadata OPERATOR(pg_catalog.@>) $7)"
+										"   ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $5) c"
+										" WHERE ($2 IS NULL OR k.k_status OPERATOR(pg_catalog.=) $2)"
+										"   AND ($6 IS NULL OR k.k_state OPERATOR(pg_catalog.=) $6)"
+										" ORDER BY last_activity_at DESC, id DESC LIMIT $5",
+										7, argtypes),
+						  args, nulls, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: conversation list failed: %s", SPI_result_code_string(rc));
 	for (uint64 i = 0; i < SPI_processed; i++)

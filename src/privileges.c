@@ -45,30 +45,33 @@ PG_FUNCTION_INFO_V1(chatstore_revoke);
 PG_FUNCTION_INFO_V1(chatstore_is_admin);
 PG_FUNCTION_INFO_V1(chatstore_set_user);
 
-/* The functions an app role may execute. */
-static const char *const app_functions =
-"chatstore.uuidv7(), chatstore.estimate_tokens(text), chatstore.is_admin(),"
-" chatstore.create_conversation(text, text, jsonb, text),"
-" chatstore.get_conversation(uuid),"
-" chatstore.list_conversations(text, text, integer, uuid),"
-" chatstore.update_conversation(uuid, text, jsonb, text),"
-" chatstore.delete_conversation(uuid),"
-" chatstore.append(uuid, text, text, jsonb, integer, text, text),"
-" chatstore.append_many(uuid, jsonb),"
-" chatstore.history(uuid, integer, integer),"
-" chatstore.context(uuid, integer, integer),"
-" chatstore.history_json(uuid, integer, integer),"
-" chatstore.archive_conversation(uuid),"
-" chatstore.restore(uuid)";
-
-/* Functions of the app level that 1.0's schema lacks: granted when present. */
-static const char *const app_functions_1_0_1 = "chatstore.set_user(text)";
-
 /*
- * Functions of the app level that 1.1 added, each granted when the database
- * has it (a database still on 1.0 or 1.0.1 has none of them).
+ * The functions an app role may execute, of every version.  Each is granted
+ * only when the database has it: this library also serves a database still
+ * on an older version (1.0 has no set_user; 1.1 gave list_conversations new
+ * arguments, so a database has one of its two signatures).
  */
-static const char *const app_functions_1_1[] = {
+static const char *const app_functions[] = {
+	"chatstore.uuidv7()",
+	"chatstore.estimate_tokens(text)",
+	"chatstore.is_admin()",
+	"chatstore.create_conversation(text, text, jsonb, text)",
+	"chatstore.get_conversation(uuid)",
+	"chatstore.list_conversations(text, text, integer, uuid)",
+	"chatstore.update_conversation(uuid, text, jsonb, text)",
+	"chatstore.delete_conversation(uuid)",
+	"chatstore.append(uuid, text, text, jsonb, integer, text, text)",
+	"chatstore.append_many(uuid, jsonb)",
+	"chatstore.history(uuid, integer, integer)",
+	"chatstore.context(uuid, integer, integer)",
+	"chatstore.history_json(uuid, integer, integer)",
+	"chatstore.archive_conversation(uuid)",
+	"chatstore.restore(uuid)",
+	/* 1.0.1 */
+	"chatstore.set_user(text)",
+	/* 1.1 */
+	"chatstore.list_conversations(text, text, integer, uuid, text, jsonb)",
+	"chatstore.set_state(uuid, text)",
 	"chatstore.tag(uuid, text[])",
 	"chatstore.untag(uuid, text[])",
 	"chatstore.rename_tag(text, text, text)",
@@ -77,19 +80,24 @@ static const char *const app_functions_1_1[] = {
 	"chatstore.conversations_by_tag(text, text, interval, integer, uuid, text)",
 };
 
-/* Tables that 1.1 added, which both levels may read when the database has them. */
-static const char *const tables_1_1[] = {
-	"chatstore.conversation_tag",
+/* The functions only an admin role may execute, in addition. */
+static const char *const admin_functions[] = {
+	"chatstore.archive(interval, integer)",
+	"chatstore.purge(interval)",
+	"chatstore.erase_user(text)",
+	"chatstore.stats()",
+	/* 1.1 */
+	"chatstore.stats(text, jsonb)",
 };
 
-/* The functions only an admin role may execute, in addition. */
-static const char *const admin_functions =
-"chatstore.archive(interval, integer), chatstore.purge(interval), chatstore.erase_user(text),"
-" chatstore.stats()";
-
 /* The tables both levels may read (row-level security filters them). */
-static const char *const tables =
-"chatstore.conversation, chatstore.message, chatstore.archived_message";
+static const char *const tables[] = {
+	"chatstore.conversation",
+	"chatstore.message",
+	"chatstore.archived_message",
+	/* 1.1 */
+	"chatstore.conversation_tag",
+};
 
 /*
  * The name of a role given as regrole; raises 22004 for NULL.
@@ -150,7 +158,8 @@ SetAdminRow(const char *role, bool add)
 /*
  * Does the object named by a qualified name (a function with its argument
  * types, for to_regprocedure; a table, for to_regclass) exist?  Called as
- * SQL calls them, since they answer NULL for a missing object.
+ * SQL calls them, since they answer NULL for a missing object.  Run after
+ * ChatstoreConnect, so the type names resolve with the pinned search_path.
  */
 static bool
 ObjectExists(PGFunction to_reg, const char *name)
@@ -166,40 +175,23 @@ ObjectExists(PGFunction to_reg, const char *name)
 }
 
 /*
- * The app level's functions: app_functions, and the newer ones when the
- * database has them (this library also serves databases still on 1.0).
+ * The names of a list that exist in this database, joined by commas, with
+ * a second list's after them when second is not NULL.
  */
-static const char *
-AppFunctions(void)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	StringInfoData list;
-
-	if (!OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("set_user")),
-								   1, argtypes, true)))
-		return app_functions;
-	initStringInfo(&list);
-	appendStringInfo(&list, "%s, %s", app_functions, app_functions_1_0_1);
-	for (int i = 0; i < (int) lengthof(app_functions_1_1); i++)
-		if (ObjectExists(to_regprocedure, app_functions_1_1[i]))
-			appendStringInfo(&list, ", %s", app_functions_1_1[i]);
-	return list.data;
-}
-
-/*
- * The tables both levels may read: tables, and the newer ones when the
- * database has them.
- */
-static const char *
-Tables(void)
+static char *
+Existing(PGFunction to_reg, const char *const *names, int n,
+		 const char *const *second, int n2)
 {
 	StringInfoData list;
 
 	initStringInfo(&list);
-	appendStringInfoString(&list, tables);
-	for (int i = 0; i < (int) lengthof(tables_1_1); i++)
-		if (ObjectExists(to_regclass, tables_1_1[i]))
-			appendStringInfo(&list, ", %s", tables_1_1[i]);
+	for (int i = 0; i < n + n2; i++)
+	{
+		const char *name = i < n ? names[i] : second[i - n];
+
+		if (ObjectExists(to_reg, name))
+			appendStringInfo(&list, "%s%s", list.len > 0 ? ", " : "", name);
+	}
 	return list.data;
 }
 
@@ -229,31 +221,64 @@ RequireOwnerPrivileges(FunctionCallInfo fcinfo)
 						   GetUserNameFromId(owner, false))));
 }
 
+/* What RunGrants does for a role. */
+typedef enum GrantLevel
+{
+	GRANT_APP,					/* grant_app */
+	GRANT_ADMIN,				/* grant_admin */
+	GRANT_NONE					/* revoke */
+} GrantLevel;
+
 /*
- * Run privilege statements, each a format with one %s for the role's quoted
- * name, then add the role to or remove it from the admin roles when
- * admin_row is 1 or -1.
+ * Give a role the app or admin level, or take both back, in the current
+ * database: the privileges on the objects of the lists above that the
+ * database has, and the row in chatstore.admin_role.  Only a superuser or a
+ * role with the owner's privileges may (RequireOwnerPrivileges).
  */
 static void
-RunGrants(FunctionCallInfo fcinfo, const char *role, const char *const *statements, int n,
-		  int admin_row)
+RunGrants(FunctionCallInfo fcinfo, GrantLevel level)
 {
 	ChatstoreCall call;
-	const char *quoted = quote_identifier(role);
+	const char *role;
+	const char *quoted;
+	char	   *functions;
+	char	   *tablelist;
+	List	   *statements = NIL;
+	ListCell   *lc;
 
+	role = RoleArg(fcinfo);
+	quoted = quote_identifier(role);
 	RequireOwnerPrivileges(fcinfo);
 	ChatstoreConnect(fcinfo, &call);
-	for (int i = 0; i < n; i++)
-	{
-		StringInfoData sql;
 
-		initStringInfo(&sql);
-		appendStringInfo(&sql, statements[i], quoted);
-		if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "chatstore: \"%s\" failed", sql.data);
+	functions = level == GRANT_APP ?
+		Existing(to_regprocedure, app_functions, lengthof(app_functions), NULL, 0) :
+		Existing(to_regprocedure, app_functions, lengthof(app_functions),
+				 admin_functions, lengthof(admin_functions));
+	tablelist = Existing(to_regclass, tables, lengthof(tables), NULL, 0);
+	if (level == GRANT_NONE)
+	{
+		statements = list_make3(psprintf("REVOKE ALL ON FUNCTION %s FROM %s", functions, quoted),
+								psprintf("REVOKE ALL ON TABLE %s, chatstore.archive_run FROM %s",
+										 tablelist, quoted),
+								psprintf("REVOKE ALL ON SCHEMA chatstore FROM %s", quoted));
 	}
-	if (admin_row != 0)
-		SetAdminRow(role, admin_row > 0);
+	else
+	{
+		statements = list_make3(psprintf("GRANT USAGE ON SCHEMA chatstore TO %s", quoted),
+								psprintf("GRANT EXECUTE ON FUNCTION %s TO %s", functions, quoted),
+								psprintf("GRANT SELECT ON TABLE %s TO %s", tablelist, quoted));
+		if (level == GRANT_ADMIN)
+			statements = lappend(statements,
+								 psprintf("GRANT SELECT ON TABLE chatstore.archive_run TO %s", quoted));
+	}
+	foreach(lc, statements)
+	{
+		if (SPI_execute((char *) lfirst(lc), false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "chatstore: \"%s\" failed", (char *) lfirst(lc));
+	}
+	if (level != GRANT_APP)
+		SetAdminRow(role, level == GRANT_ADMIN);
 	ChatstoreFinish(&call);
 }
 
@@ -265,14 +290,7 @@ RunGrants(FunctionCallInfo fcinfo, const char *role, const char *const *statemen
 Datum
 chatstore_grant_app(PG_FUNCTION_ARGS)
 {
-	const char *role = RoleArg(fcinfo);
-	const char *statements[3] = {
-		"GRANT USAGE ON SCHEMA chatstore TO %s",
-		psprintf("GRANT EXECUTE ON FUNCTION %s TO %%s", AppFunctions()),
-		psprintf("GRANT SELECT ON TABLE %s TO %%s", Tables())
-	};
-
-	RunGrants(fcinfo, role, statements, lengthof(statements), 0);
+	RunGrants(fcinfo, GRANT_APP);
 	PG_RETURN_VOID();
 }
 
@@ -285,15 +303,7 @@ chatstore_grant_app(PG_FUNCTION_ARGS)
 Datum
 chatstore_grant_admin(PG_FUNCTION_ARGS)
 {
-	const char *role = RoleArg(fcinfo);
-	const char *statements[4] = {
-		"GRANT USAGE ON SCHEMA chatstore TO %s",
-		psprintf("GRANT EXECUTE ON FUNCTION %s, %s TO %%s", AppFunctions(), admin_functions),
-		psprintf("GRANT SELECT ON TABLE %s TO %%s", Tables()),
-		"GRANT SELECT ON TABLE chatstore.archive_run TO %s"
-	};
-
-	RunGrants(fcinfo, role, statements, lengthof(statements), 1);
+	RunGrants(fcinfo, GRANT_ADMIN);
 	PG_RETURN_VOID();
 }
 
@@ -306,14 +316,7 @@ chatstore_grant_admin(PG_FUNCTION_ARGS)
 Datum
 chatstore_revoke(PG_FUNCTION_ARGS)
 {
-	const char *role = RoleArg(fcinfo);
-	const char *statements[3] = {
-		psprintf("REVOKE ALL ON FUNCTION %s, %s FROM %%s", AppFunctions(), admin_functions),
-		psprintf("REVOKE ALL ON TABLE %s, chatstore.archive_run FROM %%s", Tables()),
-		"REVOKE ALL ON SCHEMA chatstore FROM %s"
-	};
-
-	RunGrants(fcinfo, role, statements, lengthof(statements), -1);
+	RunGrants(fcinfo, GRANT_NONE);
 	PG_RETURN_VOID();
 }
 

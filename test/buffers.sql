@@ -65,6 +65,9 @@ SELECT count(*) FROM chatstore.list_conversations('big') \g /dev/null
 SELECT count(*) FROM chatstore.list_conversations('big', NULL) \g /dev/null
 SELECT id AS user1_conv FROM chatstore.conversation WHERE user_id = 'user1' ORDER BY id LIMIT 1 \gset
 SELECT count(*) FROM chatstore.list_conversations('user1', 'active', 3, :'user1_conv') \g /dev/null
+SELECT count(*) FROM chatstore.list_conversations('user1', NULL, 3, :'user1_conv', 'paused', '{"a": 1}') \g /dev/null
+SELECT count(*) FROM chatstore.list_conversations('big', state => 'completed', metadata => '{"a": 1}') \g /dev/null
+SELECT chatstore.set_state(:'small', 'paused') IS NOT NULL \g /dev/null
 SELECT chatstore.update_conversation(:'small', title => 'renamed') IS NOT NULL \g /dev/null
 SELECT (chatstore.append(:'big', 'user', 'one more')).seq \g /dev/null
 SELECT (chatstore.append(:'big', 'user', 'keyed', idempotency_key => 'k1')).seq \g /dev/null
