@@ -42,7 +42,7 @@
 #define MESSAGE_NCOLUMNS			10
 #define CONVERSATION_COLUMNS \
 	"id, user_id, title, model, status, metadata, message_count, token_count," \
-	" last_seq, created_at, last_activity_at, archived_at"
+	" last_seq, created_at, last_activity_at, archived_at, key"
 
 /* 0-based positions in MESSAGE_COLUMNS */
 #define MSGCOL_CONVERSATION_ID		0
@@ -158,6 +158,9 @@ extern void ChatstoreCheckCodePoints(text *value, const char *what, int limit,
 									 const char *setting);
 extern void ChatstoreCheckMetadata(Jsonb *metadata, const char *what);
 extern bool ChatstoreIsBlank(const char *s, int len);
+
+/* append.c: append_by_key (keys.c) stores its message through append */
+extern Datum chatstore_append(PG_FUNCTION_ARGS);
 
 /* tokens.c */
 extern int32 EstimateTokens(const char *text, int len);

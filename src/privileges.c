@@ -60,6 +60,12 @@ static const char *const app_functions =
 /* Functions of the app level that 1.0's schema lacks: granted when present. */
 static const char *const app_functions_1_0_1 = "chatstore.set_user(text)";
 
+/* Functions of the app level that 1.0.1's schema lacks: granted when present. */
+static const char *const app_functions_1_1 =
+"chatstore.conversation_id(text, text),"
+" chatstore.get_or_create_conversation(text, text, text, jsonb, text),"
+" chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text)";
+
 /* The functions only an admin role may execute, in addition. */
 static const char *const admin_functions =
 "chatstore.archive(interval, integer), chatstore.purge(interval), chatstore.erase_user(text),"
@@ -132,12 +138,16 @@ SetAdminRow(const char *role, bool add)
 static const char *
 AppFunctions(void)
 {
-	Oid			argtypes[1] = {TEXTOID};
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 
 	if (!OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("set_user")),
 								   1, argtypes, true)))
 		return app_functions;
-	return psprintf("%s, %s", app_functions, app_functions_1_0_1);
+	/* a 1.1 schema: conversation_id(text, text) stands for the 1.1 list */
+	if (!OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("conversation_id")),
+								   2, argtypes, true)))
+		return psprintf("%s, %s", app_functions, app_functions_1_0_1);
+	return psprintf("%s, %s, %s", app_functions, app_functions_1_0_1, app_functions_1_1);
 }
 
 /*
