@@ -177,11 +177,11 @@ EnsureKeyedConversation(pg_uuid_t *id, text *user_id, text *key, Datum title,
 		if (isnull || !SameBytes(found_user, user_id) || !SameBytes(DatumGetTextPP(found_key), key))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("conversation %s, the id of key \"%s\", holds another conversation",
-							ChatstoreUuidText(id),
-							ChatstoreClip(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key))),
-					 errdetail("A conversation with that id exists that is not user %s's conversation with that key.",
-							   text_to_cstring(user_id)),
+					 errmsg("the id of key \"%s\" of user %s is taken by another conversation",
+							ChatstoreClip(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)),
+							ChatstoreClip(VARDATA_ANY(user_id), VARSIZE_ANY_EXHDR(user_id))),
+					 errdetail("Conversation %s exists but is not that user's conversation with that key.",
+							   ChatstoreUuidText(id)),
 					 errhint("Use another key, or delete the conversation holding the id.")));
 		return false;
 	}
