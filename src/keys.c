@@ -115,10 +115,12 @@ SameBytes(text *a, text *b)
  * do not wait for that lock; delete_conversation, erase_user and purge do).
  * Returns true when this call created it.
  *
- * INSERT ... ON CONFLICT DO NOTHING waits for a session inserting the same
- * id to end, so of two racing sessions one creates the row and the other
- * finds it.  When the row found is deleted before it is locked, the loop
- * creates it again.  Requires SPI, connected as the extension's owner.
+ * The usual case, a conversation that exists, takes one statement.  When
+ * there is none, INSERT ... ON CONFLICT DO NOTHING waits for a session
+ * inserting the same id to end, so of two racing sessions one creates the
+ * row and the other finds it on its next look.  When the row is deleted in
+ * between, the loop creates it again.  Requires SPI, connected as the
+ * extension's owner.
  */
 static bool
 EnsureKeyedConversation(pg_uuid_t *id, text *user_id, text *key, Datum title,
@@ -150,18 +152,7 @@ EnsureKeyedConversation(pg_uuid_t *id, text *user_id, text *key, Datum title,
 		text	   *found_user;
 		Datum		found_key;
 
-		rc = SPI_execute_plan(ChatstorePlan(&insert,
-											"INSERT INTO chatstore.conversation"
-											" (id, user_id, title, metadata, model, created_at, last_activity_at, key)"
-											" VALUES ($1, $2, $3, COALESCE($4, '{}'::pg_catalog.jsonb), $5, $6, $6, $7)"
-											" ON CONFLICT (id) DO NOTHING",
-											7, argtypes),
-							  args, nulls, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "chatstore: conversation insert failed: %s", SPI_result_code_string(rc));
-		if (SPI_processed == 1)
-			return true;
-
+		/* the usual case first: it exists, one statement locks and reads it */
 		rc = SPI_execute_plan(ChatstorePlan(&lock,
 											"SELECT user_id, key FROM chatstore.conversation"
 											" WHERE id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE",
@@ -170,7 +161,20 @@ EnsureKeyedConversation(pg_uuid_t *id, text *user_id, text *key, Datum title,
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "chatstore: conversation lock failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed == 0)
-			continue;			/* deleted since the INSERT saw it: create it */
+		{
+			rc = SPI_execute_plan(ChatstorePlan(&insert,
+												"INSERT INTO chatstore.conversation"
+												" (id, user_id, title, metadata, model, created_at, last_activity_at, key)"
+												" VALUES ($1, $2, $3, COALESCE($4, '{}'::pg_catalog.jsonb), $5, $6, $6, $7)"
+												" ON CONFLICT (id) DO NOTHING",
+												7, argtypes),
+								  args, nulls, false, 0);
+			if (rc != SPI_OK_INSERT)
+				elog(ERROR, "chatstore: conversation insert failed: %s", SPI_result_code_string(rc));
+			if (SPI_processed == 1)
+				return true;
+			continue;			/* another session made it meanwhile: lock it */
+		}
 
 		found_user = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		found_key = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
@@ -185,7 +189,7 @@ EnsureKeyedConversation(pg_uuid_t *id, text *user_id, text *key, Datum title,
 					 errhint("Use another key, or delete the conversation holding the id.")));
 		return false;
 	}
-	elog(ERROR, "chatstore: conversation %s was deleted 100 times while being created",
+	elog(ERROR, "chatstore: conversation %s appeared and disappeared 100 times while being created",
 		 ChatstoreUuidText(id));
 	return false;				/* keep compiler quiet */
 }
