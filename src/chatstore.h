@@ -42,7 +42,7 @@
 #define MESSAGE_NCOLUMNS			10
 #define CONVERSATION_COLUMNS \
 	"id, user_id, title, model, status, metadata, message_count, token_count," \
-	" last_seq, created_at, last_activity_at, archived_at, state"
+	" last_seq, created_at, last_activity_at, archived_at, state, key"
 
 /* 0-based positions in MESSAGE_COLUMNS */
 #define MSGCOL_CONVERSATION_ID		0
@@ -168,6 +168,8 @@ extern void TagsInit(void);
 extern void ChatstoreCheckState(text *state, const char *argname);
 extern void ChatstoreCheckMetadataFilter(Jsonb *metadata, const char *argname);
 extern void ChatstoreConversationCompleted(pg_uuid_t *id) pg_attribute_noreturn();
+/* append.c: append_by_key (keys.c) stores its message through append */
+extern Datum chatstore_append(PG_FUNCTION_ARGS);
 
 /* tokens.c */
 extern int32 EstimateTokens(const char *text, int len);

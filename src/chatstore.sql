@@ -36,6 +36,7 @@ CREATE TABLE chatstore.conversation (
     last_activity_at timestamptz NOT NULL,
     archived_at      timestamptz,
     state            text        NOT NULL DEFAULT 'active',
+    key              text,
     CONSTRAINT conversation_pkey PRIMARY KEY (id),
     CONSTRAINT conversation_status_check
         CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['active', 'archived']::pg_catalog.text[])),
@@ -67,6 +68,9 @@ CREATE INDEX conversation_archived_idx
 
 COMMENT ON TABLE chatstore.conversation IS
     'chatstore conversations: one row each, with counters kept by the chatstore functions';
+
+COMMENT ON COLUMN chatstore.conversation.key IS
+    'the application''s name for the conversation, unique per user: a keyed conversation''s id is the version 5 UUID of (user_id, key) (chatstore.conversation_id); NULL for conversations made by create_conversation';
 
 CREATE TABLE chatstore.message (
     conversation_id  uuid        NOT NULL,
@@ -261,6 +265,45 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.delete_conversation(uuid) IS
     'deletes a conversation with all its messages, live and archived';
+
+-- Keys: conversations named by the application
+
+CREATE FUNCTION chatstore.conversation_id(user_id text, key text)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'chatstore_conversation_id'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION chatstore.conversation_id(text, text) IS
+    'the id of user_id''s conversation with this key (a version 5 UUID of the two), whether it exists or not';
+
+CREATE FUNCTION chatstore.get_or_create_conversation(
+    user_id text,
+    key text,
+    title text DEFAULT NULL,
+    metadata jsonb DEFAULT NULL,
+    model text DEFAULT NULL)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'chatstore_get_or_create_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.get_or_create_conversation(text, text, text, jsonb, text) IS
+    'the id of user_id''s conversation with this key, created (with title, metadata, model) when there is none';
+
+CREATE FUNCTION chatstore.append_by_key(
+    user_id text,
+    key text,
+    role text,
+    content text,
+    metadata jsonb DEFAULT NULL,
+    tokens integer DEFAULT NULL,
+    model text DEFAULT NULL,
+    idempotency_key text DEFAULT NULL)
+RETURNS chatstore.message
+AS 'MODULE_PATHNAME', 'chatstore_append_by_key'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text) IS
+    'append() to user_id''s conversation with this key, creating the conversation on first use';
 
 -- Messages
 

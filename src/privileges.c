@@ -78,6 +78,9 @@ static const char *const app_functions[] = {
 	"chatstore.delete_tag(text, text)",
 	"chatstore.tags(text)",
 	"chatstore.conversations_by_tag(text, text, interval, integer, uuid, text)",
+	"chatstore.conversation_id(text, text)",
+	"chatstore.get_or_create_conversation(text, text, text, jsonb, text)",
+	"chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text)",
 };
 
 /* The functions only an admin role may execute, in addition. */
