@@ -43,6 +43,9 @@ all install installcheck:
 	@echo "$(PG_CONFIG) not found: run 'make demo' or 'make test' (they install PostgreSQL), or set PG_CONFIG"; exit 1
 endif
 
+# Every C file includes the shared header: rebuild them all when it changes (PGXS tracks no header dependencies).
+$(OBJS): src/chatstore.h
+
 # The install script is built from one source, src/chatstore.sql.
 chatstore--$(EXTVERSION).sql: src/chatstore.sql chatstore.control
 	cp $< $@
