@@ -49,7 +49,6 @@ static const char *const app_functions =
 " chatstore.list_conversations(text, text, integer, uuid),"
 " chatstore.update_conversation(uuid, text, jsonb, text),"
 " chatstore.delete_conversation(uuid),"
-" chatstore.append(uuid, text, text, jsonb, integer, text, text),"
 " chatstore.append_many(uuid, jsonb),"
 " chatstore.history(uuid, integer, integer),"
 " chatstore.context(uuid, integer, integer),"
@@ -59,6 +58,22 @@ static const char *const app_functions =
 
 /* Functions of the app level that 1.0's schema lacks: granted when present. */
 static const char *const app_functions_1_0_1 = "chatstore.set_user(text)";
+
+/*
+ * Functions whose presence depends on the schema version (1.1 changed
+ * append's arguments): each is granted, or revoked, only when the database
+ * has it, so the grant functions work before and after ALTER EXTENSION
+ * UPDATE.
+ */
+static const char *const app_functions_1_1[] = {
+	"chatstore.append(uuid, text, text, jsonb, integer, text, text)",	/* 1.0, 1.0.1 */
+	"chatstore.append(uuid, text, text, jsonb, integer, text, text, integer, integer, integer)",
+	"chatstore.usage(timestamptz, timestamptz, text[], text, text)",
+	"chatstore.daily_volume(integer, text)",
+};
+static const char *const admin_functions_1_1[] = {
+	"chatstore.storage()",
+};
 
 /* The functions only an admin role may execute, in addition. */
 static const char *const admin_functions =
@@ -126,6 +141,35 @@ SetAdminRow(const char *role, bool add)
 }
 
 /*
+ * Does the function named by a regprocedure text exist in this database?
+ */
+static bool
+FunctionExists(const char *signature)
+{
+	LOCAL_FCINFO(call, 1);
+
+	InitFunctionCallInfoData(*call, NULL, 1, InvalidOid, NULL, NULL);
+	call->args[0].value = CStringGetTextDatum(signature);
+	call->args[0].isnull = false;
+	(void) to_regprocedure(call);
+	return !call->isnull;
+}
+
+/* list, followed by those of the n functions in present that exist. */
+static const char *
+WithPresent(const char *list, const char *const *present, int n)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, list);
+	for (int i = 0; i < n; i++)
+		if (FunctionExists(present[i]))
+			appendStringInfo(&buf, ", %s", present[i]);
+	return buf.data;
+}
+
+/*
  * The app level's functions: app_functions, and the newer ones when the
  * database has them (this library also serves databases still on 1.0).
  */
@@ -133,11 +177,19 @@ static const char *
 AppFunctions(void)
 {
 	Oid			argtypes[1] = {TEXTOID};
+	const char *list = app_functions;
 
-	if (!OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("set_user")),
-								   1, argtypes, true)))
-		return app_functions;
-	return psprintf("%s, %s", app_functions, app_functions_1_0_1);
+	if (OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("set_user")),
+								  1, argtypes, true)))
+		list = psprintf("%s, %s", app_functions, app_functions_1_0_1);
+	return WithPresent(list, app_functions_1_1, lengthof(app_functions_1_1));
+}
+
+/* The admin level's own functions, the newer ones when the database has them. */
+static const char *
+AdminFunctions(void)
+{
+	return WithPresent(admin_functions, admin_functions_1_1, lengthof(admin_functions_1_1));
 }
 
 /*
@@ -198,7 +250,7 @@ chatstore_grant_admin(PG_FUNCTION_ARGS)
 	const char *role = RoleArg(fcinfo);
 	const char *statements[4] = {
 		"GRANT USAGE ON SCHEMA chatstore TO %s",
-		psprintf("GRANT EXECUTE ON FUNCTION %s, %s TO %%s", AppFunctions(), admin_functions),
+		psprintf("GRANT EXECUTE ON FUNCTION %s, %s TO %%s", AppFunctions(), AdminFunctions()),
 		psprintf("GRANT SELECT ON TABLE %s TO %%s", tables),
 		"GRANT SELECT ON TABLE chatstore.archive_run TO %s"
 	};
@@ -218,7 +270,7 @@ chatstore_revoke(PG_FUNCTION_ARGS)
 {
 	const char *role = RoleArg(fcinfo);
 	const char *statements[3] = {
-		psprintf("REVOKE ALL ON FUNCTION %s, %s FROM %%s", AppFunctions(), admin_functions),
+		psprintf("REVOKE ALL ON FUNCTION %s, %s FROM %%s", AppFunctions(), AdminFunctions()),
 		psprintf("REVOKE ALL ON TABLE %s, chatstore.archive_run FROM %%s", tables),
 		"REVOKE ALL ON SCHEMA chatstore FROM %s"
 	};

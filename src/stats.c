@@ -10,6 +10,7 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "utils/builtins.h"
 
 #include "chatstore.h"
 
@@ -18,12 +19,15 @@ PG_FUNCTION_INFO_V1(chatstore_stats);
 /*
  * chatstore.stats() RETURNS record (conversations, active_conversations,
  *		archived_conversations, messages, archived_messages,
- *		avg_messages_per_conversation)
+ *		avg_messages_per_conversation, avg_latency_ms, min_latency_ms,
+ *		max_latency_ms)
  *
  * messages counts the live messages, archived_messages those in the
  * archive; the average is over all conversations and both kinds, 0 when
- * there are no conversations.  Acting for one user, the figures are that
- * user's.
+ * there are no conversations.  The response times are over every message,
+ * live and archived, that has a latency_ms (NULL when none has): they read
+ * the messages (see usage.c), where the counts read only the conversations.
+ * Acting for one user, the figures are that user's.
  */
 Datum
 chatstore_stats(PG_FUNCTION_ARGS)
@@ -34,6 +38,8 @@ chatstore_stats(PG_FUNCTION_ARGS)
 	MemoryContext callerctx = CurrentMemoryContext;
 	Datum		result;
 	Actor		actor;
+	Datum		values[9];
+	bool		outnulls[9];
 	Datum		args[2];
 	char		nulls[2] = {' ', ' '};
 
@@ -55,8 +61,30 @@ chatstore_stats(PG_FUNCTION_ARGS)
 									   2, argtypes),
 						 args, nulls, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "chatstore: stats query failed");
+	heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, outnulls);
+
+	/* response times (1.1): the three latency columns of the usage totals */
+	for (int i = 6; i < 9; i++)
+		outnulls[i] = true;
+	if (actor.kind != ACTOR_NOBODY)
+	{
+		TimestampTz since;
+		TimestampTz until;
+
+		TIMESTAMP_NOBEGIN(since);
+		TIMESTAMP_NOEND(until);
+		UsageTotals(since, until, false, false, false,
+					actor.kind == ACTOR_USER ? actor.user_id : NULL, cstring_to_text("UTC"));
+		if (SPI_processed == 1)
+		{
+			/* usage columns 8..10: avg_latency_ms, min_latency_ms, max_latency_ms */
+			for (int i = 6; i < 9; i++)
+				values[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 2,
+										  &outnulls[i]);
+		}
+	}
 	MemoryContextSwitchTo(callerctx);
-	result = ChatstoreRowFromSPI(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	result = ChatstoreFormRow(fcinfo, values, outnulls, 9);
 	ChatstoreFinish(&call);
 	PG_RETURN_DATUM(result);
 }
