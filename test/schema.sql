@@ -45,7 +45,7 @@ SELECT functions_are('chatstore', ARRAY[
   'uuidv7', 'estimate_tokens', 'create_conversation', 'get_conversation', 'list_conversations',
   'update_conversation', 'delete_conversation', 'append', 'append_many', 'history', 'context',
   'history_json', 'archive', 'archive_conversation', 'restore', 'purge', 'erase_user', 'stats', 'is_admin',
-  'grant_app', 'grant_admin', 'revoke', 'set_user']);
+  'grant_app', 'grant_admin', 'revoke', 'set_user', 'usage', 'daily_volume', 'storage']);
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'chatstore' AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')),
           NULL, 'every API function is written in C');
@@ -72,7 +72,7 @@ SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c 
           NULL, 'row-level security on every chat table');
 
 -- signatures and defaults of the API
-SELECT function_returns('chatstore', 'append', ARRAY['uuid', 'text', 'text', 'jsonb', 'integer', 'text', 'text'], 'chatstore.message');
+SELECT function_returns('chatstore', 'append', ARRAY['uuid', 'text', 'text', 'jsonb', 'integer', 'text', 'text', 'integer', 'integer', 'integer'], 'chatstore.message');
 SELECT function_returns('chatstore', 'history', ARRAY['uuid', 'integer', 'integer'], 'setof chatstore.message');
 SELECT is(pg_get_function_arguments('chatstore.list_conversations(text, text, integer, uuid)'::regprocedure),
           'user_id text, status text DEFAULT ''active''::text, max_results integer DEFAULT 50, before uuid DEFAULT NULL::uuid',

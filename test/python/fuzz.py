@@ -747,7 +747,8 @@ def check_conv_row(row, c):
 
 
 def check_msg_row(row, c, m):
-    cid, seq, mid, role, content, metadata, model, tokens, created, key = row
+    cid, seq, mid, role, content, metadata, model, tokens, created, key = row[:10]
+    eq("usage (input_tokens, output_tokens, latency_ms)", tuple(row[10:13]), (None, None, None))
     eq("conversation_id", cid, c.id)
     eq("seq", seq, m.seq)
     eq("id", mid, m.id)
@@ -763,7 +764,8 @@ def check_msg_row(row, c, m):
 
 def store_msg(c, row, role, content, metadata, model, tokens, key):
     """Check a freshly appended message row and add it to the model."""
-    cid, seq, mid, r_role, r_content, r_meta, r_model, r_tokens, created, r_key = row
+    cid, seq, mid, r_role, r_content, r_meta, r_model, r_tokens, created, r_key = row[:10]
+    eq("usage (input_tokens, output_tokens, latency_ms)", tuple(row[10:13]), (None, None, None))
     eq("conversation_id", cid, c.id)
     eq("seq", seq, len(c.msgs) + 1)
     check_id(mid, "message id")
@@ -1583,7 +1585,8 @@ def f_stats():
         total = sum(len(c.msgs) for c in cs)
         want = (len(cs), len(active), len(archived), sum(len(c.msgs) for c in active),
                 sum(len(c.msgs) for c in archived),
-                (Decimal(total) / max(len(cs), 1)).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP"))
+                (Decimal(total) / max(len(cs), 1)).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP"),
+                None, None, None)  # no latency_ms is ever given here
         return Outcome(check=lambda rows: eq("stats", tuple(rows[0]), want))
 
     call("stats", [], [], decide, actor, returns="rows")
