@@ -1741,10 +1741,10 @@ def check_invariants():
         except Unexpected as e:
             diffs.append(f"conversation {r[0]}: {e}")
     n_msgs = 0
-    for r in q("SELECT conversation_id, seq, id, role, content, metadata, model, tokens, created_at, idempotency_key"
-               " FROM chatstore.message UNION ALL"
-               " SELECT conversation_id, seq, id, role, content, metadata, model, tokens, created_at, idempotency_key"
-               " FROM chatstore.archived_message"):
+    for r in q("SELECT conversation_id, seq, id, role, content, metadata, model, tokens, created_at, idempotency_key,"
+               " input_tokens, output_tokens, latency_ms FROM chatstore.message UNION ALL"
+               " SELECT conversation_id, seq, id, role, content, metadata, model, tokens, created_at, idempotency_key,"
+               " input_tokens, output_tokens, latency_ms FROM chatstore.archived_message"):
         n_msgs += 1
         c = MODEL.get(r[0])
         try:
