@@ -36,7 +36,15 @@ typedef struct MessageInput
 	int32		tokens;
 	bool		tokens_given;
 	text	   *model;			/* NULL when not given */
+	int32		usage[3];		/* input_tokens, output_tokens, latency_ms */
+	bool		usage_given[3];
 } MessageInput;
+
+/* The usage figures of a message, in MessageInput.usage and table order. */
+static const char *const usage_names[3] = {"input_tokens", "output_tokens", "latency_ms"};
+static const int32 usage_limits[3] = {
+	CHATSTORE_MAX_USAGE_TOKENS, CHATSTORE_MAX_USAGE_TOKENS, CHATSTORE_MAX_LATENCY_MS
+};
 
 /*
  * Raise 22023 unless the role is one of the four chatstore accepts.
@@ -100,6 +108,34 @@ ValidateContent(MessageInput *m)
 }
 
 /*
+ * Raise 22023 for a usage figure (input_tokens, output_tokens, latency_ms)
+ * that is negative or above its bound: a count of microseconds passed as
+ * milliseconds, or a wrapped counter, would otherwise skew every total.
+ */
+static void
+ValidateUsage(MessageInput *m)
+{
+	for (int i = 0; i < 3; i++)
+	{
+		if (!m->usage_given[i])
+			continue;
+		if (m->usage[i] < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be negative", usage_names[i]),
+					 errdetail("%s was %d; pass NULL when it is not known.", usage_names[i], m->usage[i])));
+		if (m->usage[i] > usage_limits[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s is too large", usage_names[i]),
+					 errdetail("%s was %d; the largest accepted is %d.", usage_names[i], m->usage[i],
+							   usage_limits[i]),
+					 errhint(i == 2 ? "latency_ms counts milliseconds." :
+							 "Pass the token count of one model call.")));
+	}
+}
+
+/*
  * Check one message and fill in what was left out: metadata becomes {} and
  * a missing token count is estimated from the content.
  */
@@ -130,6 +166,7 @@ ValidateMessage(MessageInput *m)
 		m->tokens = EstimateTokens(VARDATA_ANY(m->content), VARSIZE_ANY_EXHDR(m->content));
 		m->tokens_given = true;
 	}
+	ValidateUsage(m);
 }
 
 /*
@@ -303,6 +340,12 @@ FillMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m, text *idempo
 	spinulls[MSGCOL_MODEL] = m->model == NULL ? 'n' : ' ';
 	nulls[MSGCOL_IDEMPOTENCY_KEY] = idempotency_key == NULL;
 	spinulls[MSGCOL_IDEMPOTENCY_KEY] = idempotency_key == NULL ? 'n' : ' ';
+	for (int i = 0; i < 3; i++)
+	{
+		values[MSGCOL_INPUT_TOKENS + i] = Int32GetDatum(m->usage[i]);
+		nulls[MSGCOL_INPUT_TOKENS + i] = !m->usage_given[i];
+		spinulls[MSGCOL_INPUT_TOKENS + i] = m->usage_given[i] ? ' ' : 'n';
+	}
 }
 
 /*
@@ -316,7 +359,7 @@ InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[MESSAGE_NCOLUMNS] = {
 		UUIDOID, INT4OID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID,
-		TIMESTAMPTZOID, TEXTOID
+		TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, INT4OID
 	};
 	char		spinulls[MESSAGE_NCOLUMNS];
 	int			rc;
@@ -324,7 +367,7 @@ InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
 	FillMessage(conversation_id, seq, m, idempotency_key, now, values, nulls, spinulls);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
 										"INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
-										" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+										" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
 										MESSAGE_NCOLUMNS, argtypes),
 						  values, spinulls, false, 0);
 	if (rc != SPI_OK_INSERT)
@@ -347,7 +390,7 @@ AppendOne(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[MESSAGE_NCOLUMNS + 1] = {
 		UUIDOID, INT4OID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID,
-		TIMESTAMPTZOID, TEXTOID, TEXTOID
+		TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, INT4OID, TEXTOID
 	};
 	Datum		args[MESSAGE_NCOLUMNS + 1];
 	char		spinulls[MESSAGE_NCOLUMNS + 1];
@@ -374,11 +417,11 @@ AppendOne(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
 											"  WHERE id OPERATOR(pg_catalog.=) $1"
 											"    AND status OPERATOR(pg_catalog.=) 'active'"
 											"    AND state OPERATOR(pg_catalog.<>) 'completed'"
-											"    AND ($11 IS NULL OR user_id OPERATOR(pg_catalog.=) $11)"
+											"    AND ($14 IS NULL OR user_id OPERATOR(pg_catalog.=) $14)"
 											"    AND last_seq OPERATOR(pg_catalog.<) 2147483647"
 											"  RETURNING last_seq)"
 											" INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
-											" SELECT $1, c.last_seq, $3, $4, $5, $6, $7, $8, $9, $10 FROM c"
+											" SELECT $1, c.last_seq, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM c"
 											" RETURNING seq",
 											MESSAGE_NCOLUMNS + 1, argtypes),
 							  args, spinulls, false, 0);
@@ -396,7 +439,8 @@ AppendOne(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
 
 /*
  * chatstore.append(conversation_id uuid, role text, content text,
- *		metadata jsonb, tokens int, model text, idempotency_key text)
+ *		metadata jsonb, tokens int, model text, idempotency_key text,
+ *		input_tokens int, output_tokens int, latency_ms int)
  *		RETURNS chatstore.message
  *
  * With an idempotency key, the conversation is locked first so that two
@@ -428,6 +472,12 @@ chatstore_append(PG_FUNCTION_ARGS)
 	m.tokens_given = !PG_ARGISNULL(4);
 	m.tokens = m.tokens_given ? PG_GETARG_INT32(4) : 0;
 	m.model = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
+	for (int i = 0; i < 3; i++)
+	{
+		/* 1.0's seven-argument declaration has no usage arguments */
+		m.usage_given[i] = PG_NARGS() > 7 + i && !PG_ARGISNULL(7 + i);
+		m.usage[i] = m.usage_given[i] ? PG_GETARG_INT32(7 + i) : 0;
+	}
 	if (!PG_ARGISNULL(6))
 	{
 		idempotency_key = PG_GETARG_TEXT_PP(6);
@@ -477,7 +527,7 @@ BadElement(const char *what)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid message: %s", what),
-			 errdetail("Each element must be an object {\"role\": ..., \"content\": ...} with optional metadata, tokens, model, name, tool_calls, tool_call_id.")));
+			 errdetail("Each element must be an object {\"role\": ..., \"content\": ...} with optional metadata, tokens, model, input_tokens, output_tokens, latency_ms, name, tool_calls, tool_call_id.")));
 }
 
 /* Look up a key of a JSON object container; NULL when absent. */
@@ -502,6 +552,32 @@ StringValue(JsonbValue *v, const char *what)
 }
 
 /*
+ * Read an integer key of an element (tokens, input_tokens, ...): false when
+ * absent or null, 22023 for anything but a whole number in int4's range.
+ */
+static bool
+IntegerKey(JsonbContainer *obj, const char *key, int32 *value)
+{
+	JsonbValue *jv;
+	bool		error = false;
+
+	*value = 0;
+	if ((jv = GetKey(obj, key)) == NULL || jv->type == jbvNull)
+		return false;
+	if (jv->type != jbvNumeric)
+		BadElement(psprintf("%s must be a number", key));
+	*value = numeric_int4_opt_error(jv->val.numeric, &error);
+	if (error)
+		BadElement(psprintf("%s is out of range", key));
+	/* numeric_int4 rounds: a whole number is one that converts back to itself */
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(jv->val.numeric),
+										  DirectFunctionCall1(int4_numeric,
+															  Int32GetDatum(*value)))) != 0)
+		BadElement(psprintf("%s must be a whole number", key));
+	return true;
+}
+
+/*
  * Turn one element of append_many's array into a MessageInput.  The chat
  * API fields name, tool_calls and tool_call_id are kept in the message's
  * metadata, from where history_json gives them back.
@@ -510,7 +586,8 @@ static void
 ParseElement(JsonbValue *elem, MessageInput *m)
 {
 	static const char *const known[] = {
-		"role", "content", "metadata", "tokens", "model", "name", "tool_calls", "tool_call_id"
+		"role", "content", "metadata", "tokens", "model", "name", "tool_calls", "tool_call_id",
+		"input_tokens", "output_tokens", "latency_ms"
 	};
 	static const char *const chat_fields[] = {"name", "tool_calls", "tool_call_id"};
 	JsonbContainer *obj;
@@ -561,24 +638,9 @@ ParseElement(JsonbValue *elem, MessageInput *m)
 		m->metadata = JsonbValueToJsonb(jv);
 	}
 
-	m->tokens_given = false;
-	m->tokens = 0;
-	if ((jv = GetKey(obj, "tokens")) != NULL && jv->type != jbvNull)
-	{
-		bool		error = false;
-
-		if (jv->type != jbvNumeric)
-			BadElement("tokens must be a number");
-		m->tokens = numeric_int4_opt_error(jv->val.numeric, &error);
-		if (error)
-			BadElement("tokens is out of range");
-		/* numeric_int4 rounds: a whole number is one that converts back to itself */
-		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(jv->val.numeric),
-											  DirectFunctionCall1(int4_numeric,
-																  Int32GetDatum(m->tokens)))) != 0)
-			BadElement("tokens must be a whole number");
-		m->tokens_given = true;
-	}
+	m->tokens_given = IntegerKey(obj, "tokens", &m->tokens);
+	for (int i = 0; i < 3; i++)
+		m->usage_given[i] = IntegerKey(obj, usage_names[i], &m->usage[i]);
 
 	m->model = NULL;
 	if ((jv = GetKey(obj, "model")) != NULL && jv->type != jbvNull)

@@ -38,8 +38,9 @@
  * rows from either table fit the chatstore.message result type.
  */
 #define MESSAGE_COLUMNS \
-	"conversation_id, seq, id, role, content, metadata, model, tokens, created_at, idempotency_key"
-#define MESSAGE_NCOLUMNS			10
+	"conversation_id, seq, id, role, content, metadata, model, tokens, created_at, idempotency_key," \
+	" input_tokens, output_tokens, latency_ms"
+#define MESSAGE_NCOLUMNS			13
 #define CONVERSATION_COLUMNS \
 	"id, user_id, title, model, status, metadata, message_count, token_count," \
 	" last_seq, created_at, last_activity_at, archived_at, state, key"
@@ -55,6 +56,13 @@
 #define MSGCOL_TOKENS				7
 #define MSGCOL_CREATED_AT			8
 #define MSGCOL_IDEMPOTENCY_KEY		9
+#define MSGCOL_INPUT_TOKENS			10
+#define MSGCOL_OUTPUT_TOKENS		11
+#define MSGCOL_LATENCY_MS			12
+
+/* Upper bounds of a message's usage figures (append, append_many). */
+#define CHATSTORE_MAX_USAGE_TOKENS	100000000	/* input_tokens, output_tokens */
+#define CHATSTORE_MAX_LATENCY_MS	86400000	/* latency_ms: one day */
 
 /* Settings (chatstore.c) */
 extern char *chatstore_archive_after;
@@ -170,6 +178,9 @@ extern void ChatstoreCheckMetadataFilter(Jsonb *metadata, const char *argname);
 extern void ChatstoreConversationCompleted(pg_uuid_t *id) pg_attribute_noreturn();
 /* append.c: append_by_key (keys.c) stores its message through append */
 extern Datum chatstore_append(PG_FUNCTION_ARGS);
+/* usage.c: the usage totals, also read by stats() */
+extern void UsageTotals(TimestampTz since, TimestampTz until, bool by_day, bool by_model,
+						bool by_user, text *user, text *time_zone);
 
 /* tokens.c */
 extern int32 EstimateTokens(const char *text, int len);

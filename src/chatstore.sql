@@ -83,6 +83,9 @@ CREATE TABLE chatstore.message (
     tokens           integer     NOT NULL,
     created_at       timestamptz NOT NULL,
     idempotency_key  text,
+    input_tokens     integer,
+    output_tokens    integer,
+    latency_ms       integer,
     CONSTRAINT message_pkey PRIMARY KEY (conversation_id, seq),
     CONSTRAINT message_conversation_fkey FOREIGN KEY (conversation_id)
         REFERENCES chatstore.conversation (id)
@@ -92,6 +95,12 @@ CREATE TABLE chatstore.message (
 CREATE UNIQUE INDEX message_idempotency_key_idx
     ON chatstore.message (conversation_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+
+-- usage() and stats(): messages by creation time. BRIN, because every index on this table is written at every
+-- append and messages arrive in time order: a range summary costs an append next to nothing, where a B-tree on
+-- created_at would cost a tree descent and page writes each time.
+CREATE INDEX message_created_at_idx
+    ON chatstore.message USING brin (created_at) WITH (autosummarize = on);
 
 COMMENT ON TABLE chatstore.message IS
     'chatstore messages of active conversations, ordered by seq within a conversation';
@@ -115,7 +124,10 @@ CREATE TABLE chatstore.archived_message (
     tokens           integer     NOT NULL,
     created_at       timestamptz NOT NULL,
     idempotency_key  text,
-    archived_at      timestamptz NOT NULL
+    archived_at      timestamptz NOT NULL,
+    input_tokens     integer,
+    output_tokens    integer,
+    latency_ms       integer
 ) PARTITION BY RANGE (archived_at);
 
 COMMENT ON TABLE chatstore.archived_message IS
@@ -314,13 +326,16 @@ CREATE FUNCTION chatstore.append(
     metadata jsonb DEFAULT NULL,
     tokens integer DEFAULT NULL,
     model text DEFAULT NULL,
-    idempotency_key text DEFAULT NULL)
+    idempotency_key text DEFAULT NULL,
+    input_tokens integer DEFAULT NULL,
+    output_tokens integer DEFAULT NULL,
+    latency_ms integer DEFAULT NULL)
 RETURNS chatstore.message
 AS 'MODULE_PATHNAME', 'chatstore_append'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, text) IS
-    'validates and stores one message at the end of a conversation and returns it';
+COMMENT ON FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, text, integer, integer, integer) IS
+    'validates and stores one message at the end of a conversation, with the usage of the model call that made it, and returns it';
 
 CREATE FUNCTION chatstore.append_many(conversation_id uuid, messages jsonb)
 RETURNS SETOF chatstore.message
@@ -478,13 +493,69 @@ CREATE FUNCTION chatstore.stats(
     OUT avg_messages_per_conversation numeric,
     OUT state_active bigint,
     OUT state_paused bigint,
-    OUT state_completed bigint)
+    OUT state_completed bigint,
+    OUT avg_latency_ms numeric,
+    OUT min_latency_ms integer,
+    OUT max_latency_ms integer)
 RETURNS record
 AS 'MODULE_PATHNAME', 'chatstore_stats'
 LANGUAGE C STABLE;
 
 COMMENT ON FUNCTION chatstore.stats(text, jsonb) IS
-    'counts of conversations and messages, live and archived, and of conversations per state; optionally of one state and containing metadata';
+    'counts of conversations and messages, live and archived, of conversations per state, and the response times (latency_ms) of their messages; optionally of one state and containing metadata';
+
+-- Usage
+
+CREATE FUNCTION chatstore.usage(
+    since timestamptz,
+    until timestamptz DEFAULT NULL,
+    group_by text[] DEFAULT '{day}',
+    for_user text DEFAULT NULL,
+    time_zone text DEFAULT 'UTC')
+RETURNS TABLE (
+    day date,
+    model text,
+    user_id text,
+    messages bigint,
+    input_tokens bigint,
+    output_tokens bigint,
+    total_tokens bigint,
+    avg_latency_ms numeric,
+    min_latency_ms integer,
+    max_latency_ms integer)
+AS 'MODULE_PATHNAME', 'chatstore_usage'
+LANGUAGE C STABLE ROWS 30;
+
+COMMENT ON FUNCTION chatstore.usage(timestamptz, timestamptz, text[], text, text) IS
+    'messages, tokens and latency of the messages created in [since, until), live and archived, totalled per day, model and/or user';
+
+CREATE FUNCTION chatstore.daily_volume(
+    days integer DEFAULT 7,
+    time_zone text DEFAULT 'UTC')
+RETURNS TABLE (day date, messages bigint)
+AS 'MODULE_PATHNAME', 'chatstore_daily_volume'
+LANGUAGE C STABLE ROWS 7;
+
+COMMENT ON FUNCTION chatstore.daily_volume(integer, text) IS
+    'messages created on each of the last days days (today included), newest first, days without messages as 0';
+
+CREATE FUNCTION chatstore.storage(
+    OUT live_bytes bigint,
+    OUT archive_bytes bigint,
+    OUT archive_months integer,
+    OUT oldest_active_conversation uuid,
+    OUT oldest_active_idle interval,
+    OUT last_run_started_at timestamptz,
+    OUT last_run_finished_at timestamptz,
+    OUT last_run_outcome text,
+    OUT last_run_error text,
+    OUT relations jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'chatstore_storage'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.storage() IS
+    'for operators: the size of the live and archive storage (per relation and archive month), the idlest active conversation and the archiver''s last run';
 
 -- Privileges
 

@@ -81,6 +81,9 @@ static const char *const app_functions[] = {
 	"chatstore.conversation_id(text, text)",
 	"chatstore.get_or_create_conversation(text, text, text, jsonb, text)",
 	"chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text)",
+	"chatstore.append(uuid, text, text, jsonb, integer, text, text, integer, integer, integer)",
+	"chatstore.usage(timestamptz, timestamptz, text[], text, text)",
+	"chatstore.daily_volume(integer, text)",
 };
 
 /* The functions only an admin role may execute, in addition. */
@@ -91,6 +94,7 @@ static const char *const admin_functions[] = {
 	"chatstore.stats()",
 	/* 1.1 */
 	"chatstore.stats(text, jsonb)",
+	"chatstore.storage()",
 };
 
 /* The tables both levels may read (row-level security filters them). */

@@ -49,7 +49,7 @@ SELECT functions_are('chatstore', ARRAY[
   'history_json', 'archive', 'archive_conversation', 'restore', 'purge', 'erase_user', 'stats', 'is_admin',
   'grant_app', 'grant_admin', 'revoke', 'set_user', 'set_state',
   'tag', 'untag', 'rename_tag', 'delete_tag', 'tags', 'conversations_by_tag',
-  'conversation_id', 'get_or_create_conversation', 'append_by_key']);
+  'conversation_id', 'get_or_create_conversation', 'append_by_key', 'usage', 'daily_volume', 'storage']);
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'chatstore' AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')),
           NULL, 'every API function is written in C');
@@ -76,7 +76,7 @@ SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c 
           NULL, 'row-level security on every chat table');
 
 -- signatures and defaults of the API
-SELECT function_returns('chatstore', 'append', ARRAY['uuid', 'text', 'text', 'jsonb', 'integer', 'text', 'text'], 'chatstore.message');
+SELECT function_returns('chatstore', 'append', ARRAY['uuid', 'text', 'text', 'jsonb', 'integer', 'text', 'text', 'integer', 'integer', 'integer'], 'chatstore.message');
 SELECT function_returns('chatstore', 'history', ARRAY['uuid', 'integer', 'integer'], 'setof chatstore.message');
 SELECT is(pg_get_function_arguments('chatstore.list_conversations(text, text, integer, uuid, text, jsonb)'::regprocedure),
           'user_id text, status text DEFAULT ''active''::text, max_results integer DEFAULT 50, before uuid DEFAULT NULL::uuid, state text DEFAULT NULL::text, metadata jsonb DEFAULT NULL::jsonb',

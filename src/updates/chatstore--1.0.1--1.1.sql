@@ -4,6 +4,51 @@
 
 \echo Use "ALTER EXTENSION chatstore UPDATE TO '1.1'" to load this file. \quit
 
+--
+-- Usage, latency and model per message; usage(), daily_volume(), storage(); stats() with response times
+--
+
+ALTER TABLE chatstore.message
+    ADD COLUMN input_tokens integer,
+    ADD COLUMN output_tokens integer,
+    ADD COLUMN latency_ms integer;
+
+-- (reaches every archive month partition)
+ALTER TABLE chatstore.archived_message
+    ADD COLUMN input_tokens integer,
+    ADD COLUMN output_tokens integer,
+    ADD COLUMN latency_ms integer;
+
+-- usage() and stats(): messages by creation time. BRIN, because every index on this table is written at every
+-- append and messages arrive in time order: a range summary costs an append next to nothing, where a B-tree on
+-- created_at would cost a tree descent and page writes each time.
+CREATE INDEX message_created_at_idx
+    ON chatstore.message USING brin (created_at) WITH (autosummarize = on);
+
+-- append() takes the usage of the model call at the end of its arguments. A new signature, so the roles given
+-- EXECUTE by grant_app() or grant_admin() get it by running them again (as for every function a version adds).
+DROP FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, text);
+
+CREATE FUNCTION chatstore.append(
+    conversation_id uuid,
+    role text,
+    content text,
+    metadata jsonb DEFAULT NULL,
+    tokens integer DEFAULT NULL,
+    model text DEFAULT NULL,
+    idempotency_key text DEFAULT NULL,
+    input_tokens integer DEFAULT NULL,
+    output_tokens integer DEFAULT NULL,
+    latency_ms integer DEFAULT NULL)
+RETURNS chatstore.message
+AS 'MODULE_PATHNAME', 'chatstore_append'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, text, integer, integer, integer) IS
+    'validates and stores one message at the end of a conversation, with the usage of the model call that made it, and returns it';
+
+REVOKE ALL ON FUNCTION chatstore.append(uuid, text, text, jsonb, integer, text, text, integer, integer, integer) FROM PUBLIC;
+
 -- Tags (issue 11, section 3)
 
 -- Tags: a user's labels on conversations, one row per (conversation, tag). The owner's user id is copied onto the
@@ -105,8 +150,10 @@ DROP INDEX chatstore.conversation_user_activity_idx;
 CREATE INDEX conversation_user_activity_idx
     ON chatstore.conversation (user_id, status, state, last_activity_at, id);
 
--- list_conversations and stats get new arguments: the old functions are renamed, the new ones created, the
--- EXECUTE grants of the old ones (grant_app, grant_admin) given to the new ones, and the old ones dropped.
+-- list_conversations and stats get new arguments (stats also new columns): the old functions are renamed, the new
+-- ones created and the old ones dropped. Their grants are not copied: a GRANT in an extension script is recorded as
+-- the extension's initial privilege, which pg_dump leaves out, so a restore would lose it. The warning at the end
+-- names the roles to grant again.
 ALTER FUNCTION chatstore.list_conversations(text, text, integer, uuid) RENAME TO list_conversations_1_0_1;
 ALTER FUNCTION chatstore.stats() RENAME TO stats_1_0_1;
 
@@ -143,36 +190,19 @@ CREATE FUNCTION chatstore.stats(
     OUT avg_messages_per_conversation numeric,
     OUT state_active bigint,
     OUT state_paused bigint,
-    OUT state_completed bigint)
+    OUT state_completed bigint,
+    OUT avg_latency_ms numeric,
+    OUT min_latency_ms integer,
+    OUT max_latency_ms integer)
 RETURNS record
 AS 'MODULE_PATHNAME', 'chatstore_stats'
 LANGUAGE C STABLE;
 
 COMMENT ON FUNCTION chatstore.stats(text, jsonb) IS
-    'counts of conversations and messages, live and archived, and of conversations per state; optionally of one state and containing metadata';
+    'counts of conversations and messages, live and archived, of conversations per state, and the response times (latency_ms) of their messages; optionally of one state and containing metadata';
 
 REVOKE ALL ON FUNCTION chatstore.list_conversations(text, text, integer, uuid, text, jsonb),
     chatstore.set_state(uuid, text), chatstore.stats(text, jsonb) FROM PUBLIC;
-
-DO $$
-DECLARE
-    g record;
-BEGIN
-    FOR g IN
-        SELECT DISTINCT p.newsig, f.grantee
-        FROM (VALUES ('chatstore.list_conversations_1_0_1(text, text, integer, uuid)',
-                      'chatstore.list_conversations(text, text, integer, uuid, text, jsonb)'),
-                     ('chatstore.stats_1_0_1()', 'chatstore.stats(text, jsonb)')) p (oldsig, newsig)
-        JOIN pg_catalog.pg_proc o ON o.oid OPERATOR(pg_catalog.=) p.oldsig::pg_catalog.regprocedure
-        CROSS JOIN LATERAL pg_catalog.aclexplode(o.proacl) f
-        WHERE f.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
-          AND f.grantee OPERATOR(pg_catalog.<>) o.proowner
-          AND f.grantee OPERATOR(pg_catalog.<>) 0
-    LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', g.newsig, pg_catalog.pg_get_userbyid(g.grantee));
-    END LOOP;
-END
-$$;
 
 DROP FUNCTION chatstore.list_conversations_1_0_1(text, text, integer, uuid);
 DROP FUNCTION chatstore.stats_1_0_1();
@@ -223,3 +253,81 @@ COMMENT ON FUNCTION chatstore.append_by_key(text, text, text, text, jsonb, integ
 REVOKE ALL ON FUNCTION chatstore.conversation_id(text, text),
     chatstore.get_or_create_conversation(text, text, text, jsonb, text),
     chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text) FROM PUBLIC;
+
+
+CREATE FUNCTION chatstore.usage(
+    since timestamptz,
+    until timestamptz DEFAULT NULL,
+    group_by text[] DEFAULT '{day}',
+    for_user text DEFAULT NULL,
+    time_zone text DEFAULT 'UTC')
+RETURNS TABLE (
+    day date,
+    model text,
+    user_id text,
+    messages bigint,
+    input_tokens bigint,
+    output_tokens bigint,
+    total_tokens bigint,
+    avg_latency_ms numeric,
+    min_latency_ms integer,
+    max_latency_ms integer)
+AS 'MODULE_PATHNAME', 'chatstore_usage'
+LANGUAGE C STABLE ROWS 30;
+
+COMMENT ON FUNCTION chatstore.usage(timestamptz, timestamptz, text[], text, text) IS
+    'messages, tokens and latency of the messages created in [since, until), live and archived, totalled per day, model and/or user';
+
+REVOKE ALL ON FUNCTION chatstore.usage(timestamptz, timestamptz, text[], text, text) FROM PUBLIC;
+
+CREATE FUNCTION chatstore.daily_volume(
+    days integer DEFAULT 7,
+    time_zone text DEFAULT 'UTC')
+RETURNS TABLE (day date, messages bigint)
+AS 'MODULE_PATHNAME', 'chatstore_daily_volume'
+LANGUAGE C STABLE ROWS 7;
+
+COMMENT ON FUNCTION chatstore.daily_volume(integer, text) IS
+    'messages created on each of the last days days (today included), newest first, days without messages as 0';
+
+REVOKE ALL ON FUNCTION chatstore.daily_volume(integer, text) FROM PUBLIC;
+
+CREATE FUNCTION chatstore.storage(
+    OUT live_bytes bigint,
+    OUT archive_bytes bigint,
+    OUT archive_months integer,
+    OUT oldest_active_conversation uuid,
+    OUT oldest_active_idle interval,
+    OUT last_run_started_at timestamptz,
+    OUT last_run_finished_at timestamptz,
+    OUT last_run_outcome text,
+    OUT last_run_error text,
+    OUT relations jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'chatstore_storage'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.storage() IS
+    'for operators: the size of the live and archive storage (per relation and archive month), the idlest active conversation and the archiver''s last run';
+
+REVOKE ALL ON FUNCTION chatstore.storage() FROM PUBLIC;
+
+-- 1.1 replaced append, list_conversations and stats (new arguments or columns) and added functions: the roles that
+-- used chatstore keep what they had only after chatstore.grant_app() or grant_admin() runs for them again. (A GRANT
+-- here would be recorded as the extension's initial privilege, which pg_dump leaves out.)
+DO $$
+DECLARE
+    roles text;
+BEGIN
+    SELECT pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(f.grantee)), ', ')
+    INTO roles
+    FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) f
+    WHERE p.oid OPERATOR(pg_catalog.=) 'chatstore.history(uuid, integer, integer)'::pg_catalog.regprocedure
+      AND f.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+      AND f.grantee OPERATOR(pg_catalog.<>) p.proowner AND f.grantee OPERATOR(pg_catalog.<>) 0;
+    IF roles IS NOT NULL THEN
+        RAISE WARNING 'chatstore 1.1: grant these roles their level again: %', roles
+            USING HINT = 'Run SELECT chatstore.grant_app(''role'') (or grant_admin) for each: 1.1 replaced append, list_conversations and stats and added functions.';
+    END IF;
+END
+$$;
