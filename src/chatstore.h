@@ -38,8 +38,9 @@
  * rows from either table fit the chatstore.message result type.
  */
 #define MESSAGE_COLUMNS \
-	"conversation_id, seq, id, role, content, metadata, model, tokens, created_at, idempotency_key"
-#define MESSAGE_NCOLUMNS			10
+	"conversation_id, seq, id, role, content, metadata, model, tokens, created_at, idempotency_key," \
+	" user_id"
+#define MESSAGE_NCOLUMNS			11
 #define CONVERSATION_COLUMNS \
 	"id, user_id, title, model, status, metadata, message_count, token_count," \
 	" last_seq, created_at, last_activity_at, archived_at"
@@ -55,6 +56,7 @@
 #define MSGCOL_TOKENS				7
 #define MSGCOL_CREATED_AT			8
 #define MSGCOL_IDEMPOTENCY_KEY		9
+#define MSGCOL_USER_ID				10
 
 /* Settings (chatstore.c) */
 extern char *chatstore_archive_after;

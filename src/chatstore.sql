@@ -72,6 +72,7 @@ CREATE TABLE chatstore.message (
     tokens           integer     NOT NULL,
     created_at       timestamptz NOT NULL,
     idempotency_key  text,
+    user_id          text        NOT NULL,
     CONSTRAINT message_pkey PRIMARY KEY (conversation_id, seq),
     CONSTRAINT message_conversation_fkey FOREIGN KEY (conversation_id)
         REFERENCES chatstore.conversation (id)
@@ -104,7 +105,8 @@ CREATE TABLE chatstore.archived_message (
     tokens           integer     NOT NULL,
     created_at       timestamptz NOT NULL,
     idempotency_key  text,
-    archived_at      timestamptz NOT NULL
+    archived_at      timestamptz NOT NULL,
+    user_id          text        NOT NULL
 ) PARTITION BY RANGE (archived_at);
 
 COMMENT ON TABLE chatstore.archived_message IS

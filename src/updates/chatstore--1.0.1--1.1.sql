@@ -3,3 +3,14 @@
 -- (test/programs/upgrade compares them).
 
 \echo Use "ALTER EXTENSION chatstore UPDATE TO '1.1'" to load this file. \quit
+
+-- search: the conversation's owner on every message (live and archived), so that search, usage and row-level
+-- security need no join. Backfilled from the conversation; the archive's month partitions get it from the parent.
+ALTER TABLE chatstore.message ADD COLUMN user_id text;
+UPDATE chatstore.message m SET user_id = c.user_id
+FROM chatstore.conversation c WHERE c.id OPERATOR(pg_catalog.=) m.conversation_id;
+ALTER TABLE chatstore.message ALTER COLUMN user_id SET NOT NULL;
+ALTER TABLE chatstore.archived_message ADD COLUMN user_id text;
+UPDATE chatstore.archived_message m SET user_id = c.user_id
+FROM chatstore.conversation c WHERE c.id OPERATOR(pg_catalog.=) m.conversation_id;
+ALTER TABLE chatstore.archived_message ALTER COLUMN user_id SET NOT NULL;

@@ -96,8 +96,9 @@ def load(first, last, messages, label, everywhere=True):
             k1 = min(messages, k0 + step - 1)
             series = f"generate_series({k0}, {k1}) k, generate_series({first}, {last}) n"
             c.execute(f"""
-                INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at)
-                SELECT alt.cid(n), k, chatstore.uuidv7(), {role}, {body}, {TOKENS}, now() FROM {series} ORDER BY k, n""")
+                INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at, user_id)
+                SELECT alt.cid(n), k, chatstore.uuidv7(), {role}, {body}, {TOKENS}, now(), 'user' || (n % 1000)
+                FROM {series} ORDER BY k, n""")
             if not everywhere:
                 continue
             c.execute(f"""
@@ -132,9 +133,9 @@ SCRIPTS = {
 WITH c AS (UPDATE chatstore.conversation
               SET last_seq = last_seq + 1, message_count = message_count + 1, token_count = token_count + {TOKENS},
                   last_activity_at = greatest(last_activity_at, now())
-            WHERE id = alt.cid(:c) AND status = 'active' RETURNING id, last_seq)
-INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at)
-SELECT c.id, c.last_seq, gen_random_uuid(), 'user', {quote(CONTENT)}, {TOKENS}, now() FROM c RETURNING *;
+            WHERE id = alt.cid(:c) AND status = 'active' RETURNING id, last_seq, user_id)
+INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at, user_id)
+SELECT c.id, c.last_seq, gen_random_uuid(), 'user', {quote(CONTENT)}, {TOKENS}, now(), c.user_id FROM c RETURNING *;
 """,
     "append/orm": f"""\\set c random(:lo, :hi)
 BEGIN;
@@ -429,12 +430,12 @@ def bench_purge():
                                                     archived_at, message_count, token_count, last_seq)
                 SELECT alt.cid(n), 'user' || (n % 1000), 'purge', 'archived', {at}, {at}, {at}, {per}, {per * TOKENS}, {per}
                 FROM generate_series({first}, {first + count - 1}) n""")
-            rows = f"""SELECT alt.cid(n), k, chatstore.uuidv7(), 'user', {quote(CONTENT)}, {TOKENS}, {at}
+            rows = f"""SELECT alt.cid(n), k, chatstore.uuidv7(), 'user', {quote(CONTENT)}, {TOKENS}, {at}, 'user' || (n % 1000)
                        FROM generate_series(1, {per}) k, generate_series({first}, {first + count - 1}) n ORDER BY k, n"""
             c.execute(f"INSERT INTO chatstore.archived_message (conversation_id, seq, id, role, content, tokens, "
-                      f"created_at, archived_at) SELECT *, {at} FROM ({rows}) r")
+                      f"created_at, user_id, archived_at) SELECT *, {at} FROM ({rows}) r")
             c.execute(f"INSERT INTO alt.pq_archive (conversation_id, seq, id, role, content, tokens, created_at, "
-                      f"archived_at) SELECT *, {at} FROM ({rows}) r")
+                      f"user_id, archived_at) SELECT *, {at} FROM ({rows}) r")
         c.execute("VACUUM ANALYZE alt.pq_archive")
         c.execute("VACUUM ANALYZE chatstore.archived_message")
         cutoff_age = c.execute("SELECT now() - (date_trunc('month', now()) - interval '2 months')").fetchone()[0]
