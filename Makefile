@@ -13,14 +13,14 @@ EXTVERSION   = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" chatstore.con
 MODULE_big   = chatstore
 OBJS         = src/chatstore.o src/uuidv7.o src/tokens.o src/conversation.o \
                src/append.o src/history.o src/archive.o src/stats.o \
-               src/privileges.o src/worker.o src/limits.o
+               src/privileges.o src/worker.o src/limits.o src/search.o
 
 DATA_built   = chatstore--$(EXTVERSION).sql
 # upgrade scripts, and the install scripts of released versions (frozen: the upgrade test installs each)
 DATA         = $(wildcard src/updates/chatstore--*--*.sql) $(wildcard src/releases/chatstore--*.sql)
 
 # pg_regress suites, in sql/ and expected/
-REGRESS      = conversation append history archive privileges search_path stats partitions
+REGRESS      = conversation append history archive privileges search_path stats partitions search
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 
 # PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.

@@ -60,6 +60,15 @@ static const char *const app_functions =
 /* Functions of the app level that 1.0's schema lacks: granted when present. */
 static const char *const app_functions_1_0_1 = "chatstore.set_user(text)";
 
+/*
+ * Functions of the app level that 1.0.1's schema lacks: granted when the
+ * database is at 1.1 (chatstore.search_query(text, text) exists).
+ */
+static const char *const app_functions_1_1 =
+"chatstore.search(text, text, uuid, text, timestamp with time zone, timestamp with time zone,"
+" integer, real, uuid, integer),"
+" chatstore.search_query(text, text), chatstore.search_vector(text, text)";
+
 /* The functions only an admin role may execute, in addition. */
 static const char *const admin_functions =
 "chatstore.archive(interval, integer), chatstore.purge(interval), chatstore.erase_user(text),"
@@ -132,12 +141,15 @@ SetAdminRow(const char *role, bool add)
 static const char *
 AppFunctions(void)
 {
-	Oid			argtypes[1] = {TEXTOID};
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 
 	if (!OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("set_user")),
 								   1, argtypes, true)))
 		return app_functions;
-	return psprintf("%s, %s", app_functions, app_functions_1_0_1);
+	if (!OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("search_query")),
+								   2, argtypes, true)))
+		return psprintf("%s, %s", app_functions, app_functions_1_0_1);
+	return psprintf("%s, %s, %s", app_functions, app_functions_1_0_1, app_functions_1_1);
 }
 
 /*
