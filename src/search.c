@@ -187,6 +187,53 @@ AddWord(ParsedText *prs, const char *word, int len, int pos)
 }
 
 /*
+ * The content as the English parser should see it: a copy with " a " (a
+ * stop word, which also ends a run of symbols the parser takes as one
+ * token) every MAXSTRLEN - 8 bytes of any longer run without white space,
+ * so that parsetext never meets a token it cannot index (it would raise a
+ * NOTICE at every append, and drop the word anyway); the content itself
+ * otherwise.
+ */
+static char *
+ParseableText(char *s, int len, int *outlen)
+{
+	StringInfoData buf;
+	int			run = 0;
+	bool		long_run = false;
+
+	for (int i = 0; i < len && !long_run; i++)
+	{
+		run = isspace((unsigned char) s[i]) ? 0 : run + 1;
+		long_run = run >= MAXSTRLEN - 8;
+	}
+	*outlen = len;
+	if (!long_run)
+		return s;
+	initStringInfo(&buf);
+	run = 0;
+	for (int i = 0; i < len;)
+	{
+		int			clen = pg_mblen(s + i);
+
+		if (clen > len - i)
+			clen = len - i;
+		if (isspace((unsigned char) s[i]))
+			run = 0;
+		else if (run + clen >= MAXSTRLEN - 8)
+		{
+			appendStringInfoString(&buf, " a ");
+			run = 0;
+		}
+		else
+			run += clen;
+		appendBinaryStringInfo(&buf, s + i, clen);
+		i += clen;
+	}
+	*outlen = buf.len;
+	return buf.data;
+}
+
+/*
  * chatstore.search_vector(user_id text, content text) RETURNS tsvector
  *
  * What the search index holds for one message (see the file comment).
@@ -207,7 +254,12 @@ chatstore_search_vector(PG_FUNCTION_ARGS)
 	prs.curwords = 0;
 	prs.pos = 0;
 	prs.words = palloc(sizeof(ParsedWord) * prs.lenwords);
-	parsetext(EnglishConfig(), &prs, s, len);
+	{
+		int			plen;
+		char	   *p = ParseableText(s, len, &plen);
+
+		parsetext(EnglishConfig(), &prs, p, plen);
+	}
 	pos = prs.pos + 1;
 
 	/* the owner */

@@ -747,7 +747,7 @@ def check_conv_row(row, c):
 
 
 def check_msg_row(row, c, m):
-    cid, seq, mid, role, content, metadata, model, tokens, created, key = row
+    cid, seq, mid, role, content, metadata, model, tokens, created, key = row[:10]   # then user_id, ...
     eq("conversation_id", cid, c.id)
     eq("seq", seq, m.seq)
     eq("id", mid, m.id)
@@ -763,7 +763,7 @@ def check_msg_row(row, c, m):
 
 def store_msg(c, row, role, content, metadata, model, tokens, key):
     """Check a freshly appended message row and add it to the model."""
-    cid, seq, mid, r_role, r_content, r_meta, r_model, r_tokens, created, r_key = row
+    cid, seq, mid, r_role, r_content, r_meta, r_model, r_tokens, created, r_key = row[:10]   # then user_id, ...
     eq("conversation_id", cid, c.id)
     eq("seq", seq, len(c.msgs) + 1)
     check_id(mid, "message id")
