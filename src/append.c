@@ -261,14 +261,15 @@ LockForAppend(pg_uuid_t *conversation_id, int n, Actor *actor)
 /*
  * Take n seq numbers of an active conversation and move its counters; a
  * paused conversation becomes active, a completed one is refused.
- * Returns the first seq taken.  The UPDATE locks the conversation row until
+ * Returns the first seq taken, and the conversation's owner in *user_id.
+ * The UPDATE locks the conversation row until
  * the transaction ends.  When it changes nothing, LockForAppend says why
  * (P0002, 55000, 54000) or, if the conversation was restored in between,
  * locks it, and the second UPDATE cannot miss.
  */
 static int32
 ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now,
-		   Actor *actor)
+		   Actor *actor, text **user_id)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[5] = {UUIDOID, INT4OID, INT8OID, TIMESTAMPTZOID, TEXTOID};
@@ -296,14 +297,18 @@ ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now,
 											"   AND state OPERATOR(pg_catalog.<>) 'completed'"
 											"   AND ($5 IS NULL OR user_id OPERATOR(pg_catalog.=) $5)"
 											"   AND last_seq OPERATOR(pg_catalog.<=) (2147483647 OPERATOR(pg_catalog.-) $2)"
-											" RETURNING last_seq",
+											" RETURNING last_seq, user_id",
 											5, argtypes),
 							  args, nulls, false, 0);
 		if (rc != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "chatstore: conversation update failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed == 1)
+		{
+			*user_id = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 2, &isnull));
 			return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull)) - n + 1;
+		}
 		LockForAppend(conversation_id, n, actor);
 	}
 	elog(ERROR, "chatstore: conversation %s changed while locked", ChatstoreUuidText(conversation_id));
@@ -312,11 +317,12 @@ ReserveSeq(pg_uuid_t *conversation_id, int n, int64 tokens, TimestampTz now,
 
 /*
  * Fill values/nulls (the stored row, for the result) and spinulls (for SPI)
- * with a validated message, a new id and the given seq.
+ * with a validated message, a new id, the given seq and the conversation's
+ * owner (NULL when the statement takes it from the conversation row).
  */
 static void
 FillMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m, text *idempotency_key,
-			TimestampTz now, Datum *values, bool *nulls, char *spinulls)
+			text *user_id, TimestampTz now, Datum *values, bool *nulls, char *spinulls)
 {
 	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
 
@@ -331,6 +337,7 @@ FillMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m, text *idempo
 	values[MSGCOL_TOKENS] = Int32GetDatum(m->tokens);
 	values[MSGCOL_CREATED_AT] = TimestampTzGetDatum(now);
 	values[MSGCOL_IDEMPOTENCY_KEY] = PointerGetDatum(idempotency_key);
+	values[MSGCOL_USER_ID] = PointerGetDatum(user_id);
 	for (int i = 0; i < MESSAGE_NCOLUMNS; i++)
 	{
 		nulls[i] = false;
@@ -346,6 +353,8 @@ FillMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m, text *idempo
 		nulls[MSGCOL_INPUT_TOKENS + i] = !m->usage_given[i];
 		spinulls[MSGCOL_INPUT_TOKENS + i] = m->usage_given[i] ? ' ' : 'n';
 	}
+	nulls[MSGCOL_USER_ID] = user_id == NULL;
+	spinulls[MSGCOL_USER_ID] = user_id == NULL ? 'n' : ' ';
 }
 
 /*
@@ -354,20 +363,20 @@ FillMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m, text *idempo
  */
 static void
 InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
-			  text *idempotency_key, TimestampTz now, Datum *values, bool *nulls)
+			  text *idempotency_key, text *user_id, TimestampTz now, Datum *values, bool *nulls)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[MESSAGE_NCOLUMNS] = {
 		UUIDOID, INT4OID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID,
-		TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, INT4OID
+		TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, INT4OID, TEXTOID
 	};
 	char		spinulls[MESSAGE_NCOLUMNS];
 	int			rc;
 
-	FillMessage(conversation_id, seq, m, idempotency_key, now, values, nulls, spinulls);
+	FillMessage(conversation_id, seq, m, idempotency_key, user_id, now, values, nulls, spinulls);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
 										"INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
-										" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+										" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
 										MESSAGE_NCOLUMNS, argtypes),
 						  values, spinulls, false, 0);
 	if (rc != SPI_OK_INSERT)
@@ -380,8 +389,10 @@ InsertMessage(pg_uuid_t *conversation_id, int32 seq, MessageInput *m,
  * of two is most of an append's own cost.  The UPDATE also resumes a paused
  * conversation and skips a completed one.  When the UPDATE finds no row,
  * LockForAppend says why (P0002, 55000, 54000) or locks the conversation
- * restored in between, and the second attempt cannot miss.  Fills
- * values/nulls with the stored row.
+ * restored in between, and the second attempt cannot miss.  The UPDATE
+ * also gives the INSERT the conversation's owner, stored on the message
+ * ($14, the user_id slot of values, stays unused).  Fills values/nulls with
+ * the stored row.
  */
 static void
 AppendOne(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
@@ -390,14 +401,14 @@ AppendOne(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[MESSAGE_NCOLUMNS + 1] = {
 		UUIDOID, INT4OID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID,
-		TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, INT4OID, TEXTOID
+		TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, INT4OID, TEXTOID, TEXTOID
 	};
 	Datum		args[MESSAGE_NCOLUMNS + 1];
 	char		spinulls[MESSAGE_NCOLUMNS + 1];
 
 	if (actor->kind == ACTOR_NOBODY)
 		ChatstoreConversationNotFound(conversation_id);
-	FillMessage(conversation_id, 0, m, idempotency_key, now, values, nulls, spinulls);
+	FillMessage(conversation_id, 0, m, idempotency_key, NULL, now, values, nulls, spinulls);
 	memcpy(args, values, sizeof(Datum) * MESSAGE_NCOLUMNS);
 	ChatstoreActorArg(actor, &args[MESSAGE_NCOLUMNS], &spinulls[MESSAGE_NCOLUMNS]);
 
@@ -417,12 +428,12 @@ AppendOne(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
 											"  WHERE id OPERATOR(pg_catalog.=) $1"
 											"    AND status OPERATOR(pg_catalog.=) 'active'"
 											"    AND state OPERATOR(pg_catalog.<>) 'completed'"
-											"    AND ($14 IS NULL OR user_id OPERATOR(pg_catalog.=) $14)"
+											"    AND ($15 IS NULL OR user_id OPERATOR(pg_catalog.=) $15)"
 											"    AND last_seq OPERATOR(pg_catalog.<) 2147483647"
-											"  RETURNING last_seq)"
+											"  RETURNING last_seq, user_id)"
 											" INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
-											" SELECT $1, c.last_seq, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM c"
-											" RETURNING seq",
+											" SELECT $1, c.last_seq, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, c.user_id FROM c"
+											" RETURNING seq, user_id",
 											MESSAGE_NCOLUMNS + 1, argtypes),
 							  args, spinulls, false, 0);
 		if (rc != SPI_OK_INSERT_RETURNING)
@@ -430,6 +441,8 @@ AppendOne(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
 		if (SPI_processed == 1)
 		{
 			values[MSGCOL_SEQ] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			values[MSGCOL_USER_ID] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			nulls[MSGCOL_USER_ID] = false;
 			return;
 		}
 		LockForAppend(conversation_id, 1, actor);
@@ -698,6 +711,7 @@ chatstore_append_many(PG_FUNCTION_ARGS)
 	Datum		values[MESSAGE_NCOLUMNS];
 	bool		nulls[MESSAGE_NCOLUMNS];
 	Actor		actor;
+	text	   *owner;
 
 	ChatstoreRequireArg(fcinfo, 0, "conversation_id");
 	ChatstoreRequireArg(fcinfo, 1, "messages");
@@ -733,10 +747,10 @@ chatstore_append_many(PG_FUNCTION_ARGS)
 	ChatstoreInitSRF(fcinfo);
 	ChatstoreGetActor(&actor);
 	ChatstoreConnect(fcinfo, &call);
-	first_seq = ReserveSeq(conversation_id, n, tokens, now, &actor);
+	first_seq = ReserveSeq(conversation_id, n, tokens, now, &actor, &owner);
 	for (int i = 0; i < n; i++)
 	{
-		InsertMessage(conversation_id, first_seq + i, &inputs[i], NULL, now, values, nulls);
+		InsertMessage(conversation_id, first_seq + i, &inputs[i], NULL, owner, now, values, nulls);
 		ChatstorePutValues(fcinfo, values, nulls, MESSAGE_NCOLUMNS);
 	}
 	ChatstoreFinish(&call);

@@ -65,6 +65,16 @@ PG_FUNCTION_INFO_V1(chatstore_erase_user);
 	" WHERE c.id OPERATOR(pg_catalog.=) conversation_id))"
 
 /*
+ * The search index of every partition: message_search_idx in chatstore.sql
+ * (an index of each partition's own, not attached to one on the parent, for
+ * the reason the partitions' keys are their own: pg_dump could not restore
+ * a partition whose index is attached to an index of the extension's).
+ */
+#define PARTITION_SEARCH_INDEX \
+	"CREATE INDEX %s_search_idx ON chatstore.%s" \
+	" USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = off)"
+
+/*
  * The settings that change what DDL does, and the values chatstore's DDL
  * runs with, whatever the caller (or the database, for the background
  * worker) set: a partition goes to the database's default tablespace as a
@@ -143,6 +153,7 @@ EnsurePartition(TimestampTz at)
 					" (LIKE chatstore.archived_message INCLUDING DEFAULTS INCLUDING CONSTRAINTS,"
 					"  PRIMARY KEY (conversation_id, archived_at, seq))",
 					name));
+	RunDDL(psprintf(PARTITION_SEARCH_INDEX, name, name));
 	RunDDL(psprintf("ALTER TABLE chatstore.%s ENABLE ROW LEVEL SECURITY", name));
 	RunDDL(psprintf(PARTITION_POLICY, name));
 	RunDDL(psprintf("COMMENT ON TABLE chatstore.%s IS 'chatstore archived messages of %04d-%02d (UTC)'",

@@ -39,8 +39,8 @@
  */
 #define MESSAGE_COLUMNS \
 	"conversation_id, seq, id, role, content, metadata, model, tokens, created_at, idempotency_key," \
-	" input_tokens, output_tokens, latency_ms"
-#define MESSAGE_NCOLUMNS			13
+	" input_tokens, output_tokens, latency_ms, user_id"
+#define MESSAGE_NCOLUMNS			14
 #define CONVERSATION_COLUMNS \
 	"id, user_id, title, model, status, metadata, message_count, token_count," \
 	" last_seq, created_at, last_activity_at, archived_at, state, key"
@@ -59,6 +59,7 @@
 #define MSGCOL_INPUT_TOKENS			10
 #define MSGCOL_OUTPUT_TOKENS		11
 #define MSGCOL_LATENCY_MS			12
+#define MSGCOL_USER_ID				13
 
 /* Upper bounds of a message's usage figures (append, append_many). */
 #define CHATSTORE_MAX_USAGE_TOKENS	100000000	/* input_tokens, output_tokens */

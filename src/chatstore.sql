@@ -86,6 +86,7 @@ CREATE TABLE chatstore.message (
     input_tokens     integer,
     output_tokens    integer,
     latency_ms       integer,
+    user_id          text        NOT NULL,
     CONSTRAINT message_pkey PRIMARY KEY (conversation_id, seq),
     CONSTRAINT message_conversation_fkey FOREIGN KEY (conversation_id)
         REFERENCES chatstore.conversation (id)
@@ -127,7 +128,8 @@ CREATE TABLE chatstore.archived_message (
     archived_at      timestamptz NOT NULL,
     input_tokens     integer,
     output_tokens    integer,
-    latency_ms       integer
+    latency_ms       integer,
+    user_id          text        NOT NULL
 ) PARTITION BY RANGE (archived_at);
 
 COMMENT ON TABLE chatstore.archived_message IS
@@ -598,6 +600,53 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION chatstore.revoke(regrole) IS
     'takes back what grant_app and grant_admin gave a role, admin status included';
+
+--
+-- Search
+--
+
+-- What the search index holds for a message: its English lexemes (pg_catalog.english, by name), the tokens that
+-- carry ASCII punctuation kept whole and lower-cased (identifiers such as snake_case_name, Class.method, --flag),
+-- every pair of adjacent CJK characters, and one lexeme naming the owner that every search ANDs in.
+CREATE FUNCTION chatstore.search_vector(user_id text, content text)
+RETURNS tsvector
+AS 'MODULE_PATHNAME', 'chatstore_search_vector'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION chatstore.search_vector(text, text) IS
+    'the search index''s vector of a message: English lexemes, identifiers as written, CJK bigrams and the owner';
+
+CREATE FUNCTION chatstore.search_query(user_id text, query text)
+RETURNS tsquery
+AS 'MODULE_PATHNAME', 'chatstore_search_query'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION chatstore.search_query(text, text) IS
+    'the tsquery that search() runs against search_vector for a user''s query';
+
+CREATE FUNCTION chatstore.search(
+    user_id text,
+    query text,
+    conversation_id uuid DEFAULT NULL,
+    role text DEFAULT NULL,
+    since timestamptz DEFAULT NULL,
+    until timestamptz DEFAULT NULL,
+    max_results integer DEFAULT 20,
+    after_rank real DEFAULT NULL,
+    after_conversation_id uuid DEFAULT NULL,
+    after_seq integer DEFAULT NULL)
+RETURNS TABLE (conversation_id uuid, seq integer, role text, created_at timestamptz, archived boolean,
+               rank real, snippet text)
+AS 'MODULE_PATHNAME', 'chatstore_search'
+LANGUAGE C STABLE ROWS 20;
+
+COMMENT ON FUNCTION chatstore.search(text, text, uuid, text, timestamptz, timestamptz, integer, real, uuid, integer) IS
+    'a user''s live and archived messages matching a query, best first, with a snippet; pass the last row''s rank, conversation_id and seq as after_* for the next page';
+
+-- The search index (each archive partition gets its own, made with the partition). Without a pending list
+-- (fastupdate off), so that a search never reads other users' recent appends.
+CREATE INDEX message_search_idx
+    ON chatstore.message USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = off);
 
 -- Nothing is granted to PUBLIC: chatstore.grant_app() and grant_admin() hand out the two levels.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA chatstore FROM PUBLIC;

@@ -31,7 +31,8 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 MAX_MESSAGES = int(os.environ.get("BENCH_MAX_MESSAGES", "10000000"))
 ARCHIVE_MESSAGES = int(os.environ.get("BENCH_ARCHIVE_MESSAGES", "1000000"))
 OUT = os.environ.get("BENCH_OUT", "bench-results")
-ALL_SECTIONS = ["append", "last20", "context", "growth", "archive", "memory"]
+ALL_SECTIONS = ["append", "last20", "context", "growth", "archive", "memory", "search"]
+SEARCH_MESSAGES = int(os.environ.get("BENCH_SEARCH_MESSAGES", "1000000"))
 SECTIONS = os.environ.get("BENCH_SECTIONS", ",".join(ALL_SECTIONS)).split(",")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -96,8 +97,9 @@ def load(first, last, messages, label, everywhere=True):
             k1 = min(messages, k0 + step - 1)
             series = f"generate_series({k0}, {k1}) k, generate_series({first}, {last}) n"
             c.execute(f"""
-                INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at)
-                SELECT alt.cid(n), k, chatstore.uuidv7(), {role}, {body}, {TOKENS}, now() FROM {series} ORDER BY k, n""")
+                INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at, user_id)
+                SELECT alt.cid(n), k, chatstore.uuidv7(), {role}, {body}, {TOKENS}, now(), 'user' || (n % 1000)
+                FROM {series} ORDER BY k, n""")
             if not everywhere:
                 continue
             c.execute(f"""
@@ -132,9 +134,9 @@ SCRIPTS = {
 WITH c AS (UPDATE chatstore.conversation
               SET last_seq = last_seq + 1, message_count = message_count + 1, token_count = token_count + {TOKENS},
                   last_activity_at = greatest(last_activity_at, now())
-            WHERE id = alt.cid(:c) AND status = 'active' RETURNING id, last_seq)
-INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at)
-SELECT c.id, c.last_seq, gen_random_uuid(), 'user', {quote(CONTENT)}, {TOKENS}, now() FROM c RETURNING *;
+            WHERE id = alt.cid(:c) AND status = 'active' RETURNING id, last_seq, user_id)
+INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at, user_id)
+SELECT c.id, c.last_seq, gen_random_uuid(), 'user', {quote(CONTENT)}, {TOKENS}, now(), c.user_id FROM c RETURNING *;
 """,
     "append/orm": f"""\\set c random(:lo, :hi)
 BEGIN;
@@ -178,7 +180,27 @@ ORDER BY seq;
 }
 
 
-def pgbench(name, lo, hi, clients=1, seconds=SECONDS):
+SEARCH_USERS = 20
+SEARCH_FIRST = 8_000_001
+# seed 002's way (ILIKE over the user's rows, with an index on user_id), a hand-written tsvector + GIN query
+# (expression index on to_tsvector('english', content), filtered by user_id, ranked, with ts_headline on the page),
+# and chatstore.search; a random user among 20 and a random word found in 1 message in 500
+SCRIPTS.update({
+    "search/chatstore": "\\set u random(0, 19)\n\\set w random(0, 499)\n"
+                        "SELECT * FROM chatstore.search('suser' || :u, 'keyword' || :w);\n",
+    "search/ilike": "\\set u random(0, 19)\n\\set w random(0, 499)\n"
+                    "SELECT conversation_id, seq, content FROM alt.search_hw WHERE user_id = 'suser' || :u "
+                    "AND content ILIKE '%keyword' || :w || ' %';\n",
+    "search/handwritten": "\\set u random(0, 19)\n\\set w random(0, 499)\n"
+                          "SELECT conversation_id, seq, rank, ts_headline('english', content, q) FROM ("
+                          "SELECT conversation_id, seq, content, q, ts_rank(to_tsvector('english', content), q) AS rank "
+                          "FROM alt.search_hw, websearch_to_tsquery('english', 'keyword' || :w) q "
+                          "WHERE user_id = 'suser' || :u AND to_tsvector('english', content) @@ q "
+                          "ORDER BY rank DESC, conversation_id, seq LIMIT 20) s;\n",
+})
+
+
+def pgbench(name, lo, hi, clients=1, seconds=SECONDS, options=None):
     """Run one pgbench measurement; returns (tps, median latency ms, p99 latency ms)."""
     with tempfile.TemporaryDirectory() as d:
         script = os.path.join(d, "script.sql")
@@ -188,7 +210,8 @@ def pgbench(name, lo, hi, clients=1, seconds=SECONDS):
         out = subprocess.run(
             ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
              "-D", f"lo={lo}", "-D", f"hi={hi}", "-f", script, "-l", "--log-prefix", prefix],
-            capture_output=True, text=True)
+            capture_output=True, text=True,
+            env=dict(os.environ, PGOPTIONS=options) if options else None)
         if out.returncode != 0:
             raise RuntimeError(f"pgbench {name} failed:\n{out.stdout}\n{out.stderr}")
         tps = float(re.search(r"tps = ([0-9.]+) \(without initial", out.stdout).group(1))
@@ -201,8 +224,8 @@ def pgbench(name, lo, hi, clients=1, seconds=SECONDS):
         return tps, lat[len(lat) // 2] / 1000.0, lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1000.0
 
 
-def measure(name, lo, hi, clients=1, seconds=SECONDS, repeats=REPEATS):
-    runs = [pgbench(name, lo, hi, clients, seconds) for _ in range(repeats)]
+def measure(name, lo, hi, clients=1, seconds=SECONDS, repeats=REPEATS, options=None):
+    runs = [pgbench(name, lo, hi, clients, seconds, options) for _ in range(repeats)]
     tps = statistics.median(r[0] for r in runs)
     p50 = statistics.median(r[1] for r in runs)
     p99 = statistics.median(r[2] for r in runs)
@@ -243,6 +266,65 @@ def clear_appends():
         c.execute(f"DELETE FROM alt.messages WHERE session_id IN ({ids})")
         c.execute(f"DELETE FROM alt.lc_messages WHERE session_id IN ({ids})")
     vacuum_analyze()
+
+
+def bench_search():
+    log(f"== search: {SEARCH_MESSAGES:,} messages of {SEARCH_USERS} users; append CPU-bound with and without the index")
+    per = 100
+    convs = SEARCH_MESSAGES // per
+    body = ("'message ' || k || ' of ' || n || ': ' || " + quote(CONTENT) +
+            " || ' keyword' || ((k * 7919 + n) % 500) || ' end'")
+    with conn() as c:
+        c.execute("DROP INDEX chatstore.message_search_idx")
+        c.execute(f"""INSERT INTO chatstore.conversation (id, user_id, title, created_at, last_activity_at,
+                                                         message_count, token_count, last_seq)
+                      SELECT alt.cid(n), 'suser' || (n % {SEARCH_USERS}), 'search', now(), now(), {per}, {per * TOKENS}, {per}
+                      FROM generate_series({SEARCH_FIRST}, {SEARCH_FIRST + convs - 1}) n""")
+        c.execute(f"""INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at, user_id)
+                      SELECT alt.cid(n), k, chatstore.uuidv7(), 'user', {body}, {TOKENS}, now(), 'suser' || (n % {SEARCH_USERS})
+                      FROM generate_series(1, {per}) k, generate_series({SEARCH_FIRST}, {SEARCH_FIRST + convs - 1}) n
+                      ORDER BY k, n""")
+        c.execute("CREATE TABLE alt.search_hw AS SELECT user_id, conversation_id, seq, content FROM chatstore.message "
+                  "WHERE user_id LIKE 'suser%'")
+        c.execute("CREATE INDEX ON alt.search_hw (user_id)")
+        c.execute("CREATE INDEX ON alt.search_hw USING gin (to_tsvector('english', content))")
+        c.execute("SET maintenance_work_mem = '512MB'")
+        c.execute("CREATE INDEX message_search_idx ON chatstore.message "
+                  "USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = off)")
+        c.execute("VACUUM ANALYZE chatstore.message, chatstore.conversation, alt.search_hw")
+        sizes = c.execute("SELECT pg_relation_size('chatstore.message_search_idx'), "
+                          "(SELECT sum(pg_relation_size(i.indexrelid)) FROM pg_index i WHERE i.indrelid = 'alt.search_hw'::regclass "
+                          "AND i.indexprs IS NOT NULL)").fetchone()
+        # the three return the same messages
+        same = all(
+            sorted(r[0:2] for r in c.execute("SELECT conversation_id, seq FROM chatstore.search(%s, %s, max_results => 10000)",
+                                              (f"suser{u}", f"keyword{w}")).fetchall()) ==
+            sorted(r[0:2] for r in c.execute("SELECT conversation_id, seq FROM alt.search_hw WHERE user_id = %s "
+                                              "AND content ILIKE %s", (f"suser{u}", f"%keyword{w} %")).fetchall())
+            for u, w in ((0, 1), (3, 77), (19, 499)))
+    out = {"messages": SEARCH_MESSAGES, "users": SEARCH_USERS, "same_rows": same,
+           "index_bytes": int(sizes[0]), "handwritten_index_bytes": int(sizes[1])}
+    for layout in ("chatstore", "handwritten", "ilike"):
+        out[layout] = measure(f"search/{layout}", 0, 0, repeats=1 if layout == "ilike" else REPEATS)
+    # append, CPU-bound (synchronous_commit off), with the search index and without it, side by side
+    cpu = "-c synchronous_commit=off"
+    for with_index in (True, False):
+        if not with_index:
+            execute("DROP INDEX chatstore.message_search_idx")
+        for layout in ("chatstore", "floor"):
+            out[f"append/{layout}/{'index' if with_index else 'no-index'}"] = measure(
+                f"append/{layout}", *APPEND, options=cpu)
+        clear_appends()
+    execute("CREATE INDEX message_search_idx ON chatstore.message "
+            "USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = off)")
+    results["search"] = out
+    log(f"  same rows: {same}; index {int(sizes[0]) / 1e6:.0f} MB (hand-written: {int(sizes[1]) / 1e6:.0f} MB)")
+    log(f"  search p50: chatstore {out['chatstore']['p50_ms']:.3f} ms, hand-written {out['handwritten']['p50_ms']:.3f} ms, "
+        f"ILIKE {out['ilike']['p50_ms']:.3f} ms: {ratio(out['ilike']['p50_ms'], out['chatstore']['p50_ms']):.0f}x the scan, "
+        f"{ratio(out['chatstore']['p50_ms'], out['handwritten']['p50_ms']):.2f}x the hand-written query")
+    for k in ("index", "no-index"):
+        a, f = out[f"append/chatstore/{k}"]["tps"], out[f"append/floor/{k}"]["tps"]
+        log(f"  append CPU-bound, {k}: chatstore {a:.0f} tps, floor {f:.0f} tps: {ratio(a, f):.2f}x the floor")
 
 
 def bench_last20():
@@ -429,12 +511,12 @@ def bench_purge():
                                                     archived_at, message_count, token_count, last_seq)
                 SELECT alt.cid(n), 'user' || (n % 1000), 'purge', 'archived', {at}, {at}, {at}, {per}, {per * TOKENS}, {per}
                 FROM generate_series({first}, {first + count - 1}) n""")
-            rows = f"""SELECT alt.cid(n), k, chatstore.uuidv7(), 'user', {quote(CONTENT)}, {TOKENS}, {at}
+            rows = f"""SELECT alt.cid(n), k, chatstore.uuidv7(), 'user', {quote(CONTENT)}, {TOKENS}, {at}, 'user' || (n % 1000)
                        FROM generate_series(1, {per}) k, generate_series({first}, {first + count - 1}) n ORDER BY k, n"""
             c.execute(f"INSERT INTO chatstore.archived_message (conversation_id, seq, id, role, content, tokens, "
-                      f"created_at, archived_at) SELECT *, {at} FROM ({rows}) r")
+                      f"created_at, user_id, archived_at) SELECT *, {at} FROM ({rows}) r")
             c.execute(f"INSERT INTO alt.pq_archive (conversation_id, seq, id, role, content, tokens, created_at, "
-                      f"archived_at) SELECT *, {at} FROM ({rows}) r")
+                      f"user_id, archived_at) SELECT *, {at} FROM ({rows}) r")
         c.execute("VACUUM ANALYZE alt.pq_archive")
         c.execute("VACUUM ANALYZE chatstore.archived_message")
         cutoff_age = c.execute("SELECT now() - (date_trunc('month', now()) - interval '2 months')").fetchone()[0]
@@ -722,6 +804,8 @@ def main():
         bench_live_size()
     if "memory" in SECTIONS:
         bench_memory()
+    if "search" in SECTIONS:
+        bench_search()
     if set(SECTIONS) >= set(ALL_SECTIONS):
         report()
         return

@@ -748,7 +748,7 @@ def check_conv_row(row, c):
 
 
 def check_msg_row(row, c, m):
-    cid, seq, mid, role, content, metadata, model, tokens, created, key = row[:10]
+    cid, seq, mid, role, content, metadata, model, tokens, created, key = row[:10]   # then usage, user_id
     eq("usage (input_tokens, output_tokens, latency_ms)", tuple(row[10:13]), (None, None, None))
     eq("conversation_id", cid, c.id)
     eq("seq", seq, m.seq)
@@ -765,7 +765,7 @@ def check_msg_row(row, c, m):
 
 def store_msg(c, row, role, content, metadata, model, tokens, key):
     """Check a freshly appended message row and add it to the model."""
-    cid, seq, mid, r_role, r_content, r_meta, r_model, r_tokens, created, r_key = row[:10]
+    cid, seq, mid, r_role, r_content, r_meta, r_model, r_tokens, created, r_key = row[:10]   # then usage, user_id
     eq("usage (input_tokens, output_tokens, latency_ms)", tuple(row[10:13]), (None, None, None))
     eq("conversation_id", cid, c.id)
     eq("seq", seq, len(c.msgs) + 1)

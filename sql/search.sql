@@ -1,0 +1,155 @@
+-- Full-text search: chatstore.search over live and archived messages, English stems and phrases, CJK substrings,
+-- identifiers as written, snippets, filters, paging, per-user isolation, errors; the index is what answers.
+\pset null '(null)'
+SELECT chatstore.create_conversation('search_alice', 'travel') AS a1 \gset
+SELECT chatstore.create_conversation('search_alice', 'code') AS a2 \gset
+SELECT chatstore.create_conversation('search_bob', 'bob') AS b1 \gset
+SELECT count(*) FROM chatstore.append_many(:'a1', '[
+ {"role": "user", "content": "I was running through the park with my dogs yesterday."},
+ {"role": "assistant", "content": "The quick brown fox jumps over the lazy dog."},
+ {"role": "user", "content": "我喜欢东京的天气。"},
+ {"role": "user", "content": "東京都に住んでいます。"},
+ {"role": "user", "content": "서울에서 만나요."},
+ {"role": "assistant", "content": "A dog runs; another dog runs faster than the first dog."}]');
+SELECT count(*) FROM chatstore.append_many(:'a2', '[
+ {"role": "user", "content": "Why does snake_case_name() fail when I call Class.method with --flag?"},
+ {"role": "assistant", "content": "Because snake case names and class methods need no flag; try `--verbose` or foo-bar.py."}]');
+SELECT count(*) FROM chatstore.append(:'b1', 'user', 'Bob runs with his dogs in 東京 and calls snake_case_name.');
+-- every message carries its conversation's owner
+SELECT user_id, count(*) FROM chatstore.message WHERE conversation_id IN (:'a1', :'a2', :'b1') GROUP BY 1 ORDER BY 1;
+
+-- a compact view of a search's rows
+CREATE FUNCTION pg_temp.found(u text, q text, c uuid DEFAULT NULL, r text DEFAULT NULL, n int DEFAULT 20)
+RETURNS TABLE (conv text, seq int, role text, archived boolean, snippet text) LANGUAGE sql AS $$
+  SELECT cv.title, s.seq, s.role, s.archived, s.snippet
+  FROM chatstore.search(u, q, conversation_id => c, role => r, max_results => n) s
+  JOIN chatstore.conversation cv ON cv.id = s.conversation_id
+$$;
+
+-- English: stems (run finds running and runs), phrases in order only, stop words skipped
+SELECT * FROM pg_temp.found('search_alice', 'run');
+SELECT * FROM pg_temp.found('search_alice', '"brown fox"');
+SELECT * FROM pg_temp.found('search_alice', '"fox brown"');
+SELECT * FROM pg_temp.found('search_alice', 'the lazy dogs');
+-- OR and exclusion
+SELECT * FROM pg_temp.found('search_alice', 'fox OR park');
+SELECT * FROM pg_temp.found('search_alice', 'dog -lazy');
+-- ranking: more matches rank higher
+SELECT seq, rank > 0 AS ranked FROM chatstore.search('search_alice', 'dog');
+-- CJK: substrings of two or more characters, in Chinese, Japanese and Korean
+SELECT * FROM pg_temp.found('search_alice', '东京');
+SELECT * FROM pg_temp.found('search_alice', '東京');
+SELECT * FROM pg_temp.found('search_alice', '住んで');
+SELECT * FROM pg_temp.found('search_alice', '東京都に住');
+SELECT * FROM pg_temp.found('search_alice', '서울');
+SELECT * FROM pg_temp.found('search_alice', '에서 만나');
+-- a CJK string that is not a substring: its bigrams out of order do not match
+SELECT * FROM pg_temp.found('search_alice', '京東');
+-- identifiers as written: the whole token, not its parts
+SELECT * FROM pg_temp.found('search_alice', 'snake_case_name');
+SELECT * FROM pg_temp.found('search_alice', 'Class.method');
+SELECT * FROM pg_temp.found('search_alice', '--flag');
+SELECT * FROM pg_temp.found('search_alice', '--verbose');
+SELECT * FROM pg_temp.found('search_alice', 'foo-bar.py');
+-- the English word still finds both spellings
+SELECT * FROM pg_temp.found('search_alice', 'flag');
+-- the query as tsquery: the owner's lexeme ANDed with the terms
+SELECT chatstore.search_query('search_alice', 'runs "quick brown" snake_case_name --flag 東京都 -lazy cat OR dog');
+
+-- filters: conversation, role, time range
+SELECT * FROM pg_temp.found('search_alice', 'dog', c => :'a2');
+SELECT * FROM pg_temp.found('search_alice', 'dog', r => 'assistant');
+SELECT count(*) FROM chatstore.search('search_alice', 'dog', since => now() - interval '1 hour', until => now() + interval '1 hour');
+SELECT count(*) FROM chatstore.search('search_alice', 'dog', since => now() + interval '1 hour');
+SELECT count(*) FROM chatstore.search('search_alice', 'dog', until => '2000-01-01');
+
+-- paging: pages of 1 by the last row's (rank, conversation_id, seq) give all rows in order, each once
+CREATE TEMP TABLE page AS SELECT 1 AS page, * FROM chatstore.search('search_alice', 'dog', max_results => 1);
+DO $$
+DECLARE
+  last record;
+BEGIN
+  FOR p IN 2..5 LOOP
+    SELECT * INTO last FROM page ORDER BY page DESC LIMIT 1;
+    INSERT INTO page SELECT p, * FROM chatstore.search('search_alice', 'dog', max_results => 1,
+        after_rank => last.rank, after_conversation_id => last.conversation_id, after_seq => last.seq);
+  END LOOP;
+END $$;
+SELECT array_agg(seq ORDER BY page) = (SELECT array_agg(seq) FROM chatstore.search('search_alice', 'dog')) AS same,
+       count(*) FROM page;
+
+-- archived messages are found, and marked archived
+SELECT chatstore.archive_conversation(:'a2') IS NOT NULL AS archived;
+SELECT * FROM pg_temp.found('search_alice', 'snake_case_name');
+SELECT chatstore.restore(:'a2') IS NOT NULL AS restored;
+SELECT * FROM pg_temp.found('search_alice', 'snake_case_name');
+
+-- isolation: bob never finds alice's messages, whatever he searches
+SELECT * FROM pg_temp.found('search_bob', 'snake_case_name');
+SELECT * FROM pg_temp.found('search_bob', '東京');
+CREATE ROLE search_app;
+SELECT chatstore.grant_app('search_app');
+BEGIN;
+SET LOCAL ROLE search_app;
+SELECT chatstore.set_user('search_bob');
+SELECT seq, snippet FROM chatstore.search('search_bob', 'dogs');
+SELECT count(*) FROM chatstore.search('search_alice', 'dogs');
+ROLLBACK;
+BEGIN;
+SET LOCAL ROLE search_app;
+SELECT count(*) FROM chatstore.search('search_bob', 'dogs');
+\echo :SQLSTATE
+ROLLBACK;
+SELECT chatstore.revoke('search_app');
+DROP ROLE search_app;
+
+-- a snippet of a long message: 200 characters from a word before the first match, cuts marked …
+SELECT chatstore.create_conversation('search_carol') AS c1 \gset
+SELECT count(*) FROM chatstore.append(:'c1', 'user', repeat('lorem ipsum ', 40) || 'the needle is here ' || repeat('dolor sit ', 40));
+SELECT length(snippet) <= 204 AS short, snippet FROM chatstore.search('search_carol', 'needle');
+
+-- errors
+SELECT * FROM chatstore.search('search_alice', '');
+\echo :SQLSTATE
+SELECT * FROM chatstore.search('search_alice', '   ');
+\echo :SQLSTATE
+SELECT * FROM chatstore.search('search_alice', 'the and of');
+\echo :SQLSTATE
+SELECT * FROM chatstore.search('search_alice', '東');
+\echo :SQLSTATE
+SELECT * FROM chatstore.search('search_alice', '-dog');
+\echo :SQLSTATE
+SELECT * FROM chatstore.search('search_alice', repeat('x', 1001));
+\echo :SQLSTATE
+SELECT * FROM chatstore.search(NULL, 'dog');
+\echo :SQLSTATE
+SELECT * FROM chatstore.search('search_alice', NULL);
+\echo :SQLSTATE
+SELECT * FROM chatstore.search('search_alice', 'dog', role => 'robot');
+\echo :SQLSTATE
+SELECT * FROM chatstore.search('search_alice', 'dog', max_results => 0);
+\echo :SQLSTATE
+SELECT * FROM chatstore.search('search_alice', 'dog', after_rank => 0.1);
+\echo :SQLSTATE
+
+-- the index answers: the plan of search's own query reads message_search_idx and each archive partition's index
+-- (the planner would read a table this small whole; with that option off it shows which index it can use)
+SELECT chatstore.archive_conversation(:'a2') IS NOT NULL AS archived;
+SELECT count(*) = count(*) FILTER (WHERE indexrelid::regclass::text LIKE '%search_idx') AS every_partition_indexed
+FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid
+WHERE h.inhparent = 'chatstore.archived_message'::regclass AND i.indexprs IS NOT NULL;
+CREATE FUNCTION pg_temp.plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+    RETURN NEXT regexp_replace(line, '_[0-9]{6}', '_YYYYMM', 'g');   -- partition names hold the month
+  END LOOP;
+END $$;
+SET enable_seqscan = off;
+SELECT pg_temp.plan($$SELECT seq FROM chatstore.message WHERE chatstore.search_vector(user_id, content)
+  @@ chatstore.search_query('search_alice', 'dog') AND user_id = 'search_alice'$$);
+SELECT pg_temp.plan($$SELECT seq FROM chatstore.archived_message WHERE chatstore.search_vector(user_id, content)
+  @@ chatstore.search_query('search_alice', 'dog') AND user_id = 'search_alice'$$);
+RESET enable_seqscan;
+SELECT chatstore.restore(:'a2') IS NOT NULL AS restored;

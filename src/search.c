@@ -1,0 +1,897 @@
+/*
+ * search.c
+ *	  Full-text search of a user's messages: chatstore.search, and the
+ *	  search_vector / search_query functions it is built on.
+ *
+ * One GIN index over chatstore.search_vector(user_id, content) on
+ * chatstore.message and on every archive partition.  The vector holds:
+ *	- the English lexemes of the content (to_tsvector('pg_catalog.english')),
+ *	  so words match by their stems and quoted phrases by position;
+ *	- every whitespace-delimited token that carries ASCII punctuation
+ *	  (snake_case_name, Class.method, --flag, a.b/c), lower-cased, whole, so
+ *	  code identifiers match as written;
+ *	- every pair of adjacent CJK characters (Han, Hiragana, Katakana,
+ *	  Hangul) at consecutive positions, so any CJK substring of two or more
+ *	  characters matches as a phrase of its bigrams;
+ *	- one lexeme naming the owner ("user " || user_id: no lexeme taken from
+ *	  content contains a space), which every query ANDs in: GIN intersects
+ *	  the query's rare entries with it, skipping through the owner's posting
+ *	  tree, so a search reads the user's matches, not everyone's.
+ * The function is immutable: the configuration is pg_catalog.english by
+ * name, whatever the search_path, and everything else is fixed code.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "tsearch/ts_type.h"
+#include "tsearch/ts_utils.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "chatstore.h"
+
+PG_FUNCTION_INFO_V1(chatstore_search_vector);
+PG_FUNCTION_INFO_V1(chatstore_search_query);
+PG_FUNCTION_INFO_V1(chatstore_search);
+
+/* Longest search query, in bytes. */
+#define SEARCH_MAX_QUERY_BYTES	1000
+
+/* Longest token kept whole as an identifier, in bytes. */
+#define SEARCH_MAX_RAW_BYTES	255
+
+/* Snippet: code points shown before the first match, and in all. */
+#define SNIPPET_BEFORE			40
+#define SNIPPET_CHARS			200
+
+/* Prefix of the owner's lexeme. */
+#define USER_LEXEME_PREFIX		"user "
+
+/* What a snippet marks: a word stem (marked to the end of its word) or a string. */
+typedef struct Needle
+{
+	char	   *str;
+	int			len;
+	bool		stem;
+} Needle;
+
+/* A parsed search query. */
+typedef struct SearchQuery
+{
+	StringInfoData content;		/* tsquery text without the owner */
+	List	   *needles;		/* Needle *, for the snippet */
+	int			positive;		/* terms that are not excluded */
+} SearchQuery;
+
+/*
+ * The OID of pg_catalog.english, looked up by qualified name once per
+ * backend, so that no search_path can change what the vector holds.
+ */
+static Oid
+EnglishConfig(void)
+{
+	static Oid	cfg = InvalidOid;
+
+	if (!OidIsValid(cfg))
+		cfg = get_ts_config_oid(list_make2(makeString("pg_catalog"), makeString("english")), false);
+	return cfg;
+}
+
+/* Whether a code point is a CJK character that search splits into bigrams. */
+static bool
+IsCJK(pg_wchar c)
+{
+	return (c >= 0x3040 && c <= 0x30FF) ||	/* Hiragana, Katakana */
+		(c >= 0x31F0 && c <= 0x31FF) || /* Katakana extensions */
+		(c >= 0x3400 && c <= 0x4DBF) || /* Han extension A */
+		(c >= 0x4E00 && c <= 0x9FFF) || /* Han */
+		(c >= 0xF900 && c <= 0xFAFF) || /* Han compatibility */
+		(c >= 0x20000 && c <= 0x3FFFF) ||	/* Han extensions B.. */
+		(c >= 0x1100 && c <= 0x11FF) || /* Hangul Jamo */
+		(c >= 0x3130 && c <= 0x318F) || /* Hangul compatibility Jamo */
+		(c >= 0xAC00 && c <= 0xD7AF) || /* Hangul syllables */
+		(c >= 0xFF66 && c <= 0xFF9F);	/* halfwidth Katakana */
+}
+
+/*
+ * The code point at s (len bytes left) and its length in bytes; CJK is
+ * recognised in UTF-8 databases only.
+ */
+static pg_wchar
+CodePoint(const char *s, int len, int *clen)
+{
+	int			n = pg_mblen(s);
+
+	if (n > len)
+		n = len;
+	*clen = n;
+	if (GetDatabaseEncoding() != PG_UTF8 || n == 1)
+		return (unsigned char) *s;
+	return utf8_to_unicode((const unsigned char *) s);
+}
+
+/* Characters that end a token kept whole, besides white space. */
+static bool
+IsRawDelimiter(unsigned char c)
+{
+	return isspace(c) || (c != '\0' && strchr("()[]{}<>,;\"'`", c) != NULL);
+}
+
+/*
+ * The token s[0..len) kept whole as an identifier, or NULL: trailing . : !
+ * ? are dropped (the end of a sentence), and what remains must hold both
+ * ASCII punctuation and a letter or digit, and be at most
+ * SEARCH_MAX_RAW_BYTES.  Lower-cased (ASCII), as stored and searched.
+ */
+static char *
+RawToken(const char *s, int len, int *outlen)
+{
+	bool		punct = false;
+	bool		alnum = false;
+	char	   *out;
+
+	while (len > 0 && strchr(".:!?", s[len - 1]) != NULL)
+		len--;
+	if (len == 0 || len > SEARCH_MAX_RAW_BYTES)
+		return NULL;
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char c = s[i];
+
+		if (c >= 0x80 || isalnum(c))
+			alnum = true;
+		else if (ispunct(c))
+			punct = true;
+	}
+	if (!punct || !alnum)
+		return NULL;
+	out = palloc(len + 1);
+	for (int i = 0; i < len; i++)
+		out[i] = pg_ascii_tolower((unsigned char) s[i]);
+	out[len] = '\0';
+	*outlen = len;
+	return out;
+}
+
+/* Add a lexeme at a position to a ParsedText, as parsetext does. */
+static void
+AddWord(ParsedText *prs, const char *word, int len, int pos)
+{
+	ParsedWord *w;
+
+	if (len <= 0 || len > MAXSTRLEN)
+		return;
+	if (prs->curwords >= prs->lenwords)
+	{
+		prs->lenwords *= 2;
+		prs->words = repalloc(prs->words, sizeof(ParsedWord) * prs->lenwords);
+	}
+	w = &prs->words[prs->curwords++];
+	w->len = len;
+	w->nvariant = 0;
+	w->flags = 0;
+	w->alen = 0;
+	w->word = palloc(len);
+	memcpy(w->word, word, len);
+	w->pos.pos = LIMITPOS(pos);
+}
+
+/*
+ * The content as the English parser should see it: a copy with " a " (a
+ * stop word, which also ends a run of symbols the parser takes as one
+ * token) every MAXSTRLEN - 8 bytes of any longer run without white space,
+ * so that parsetext never meets a token it cannot index (it would raise a
+ * NOTICE at every append, and drop the word anyway); the content itself
+ * otherwise.
+ */
+static char *
+ParseableText(char *s, int len, int *outlen)
+{
+	StringInfoData buf;
+	int			run = 0;
+	bool		long_run = false;
+
+	for (int i = 0; i < len && !long_run; i++)
+	{
+		run = isspace((unsigned char) s[i]) ? 0 : run + 1;
+		long_run = run >= MAXSTRLEN - 8;
+	}
+	*outlen = len;
+	if (!long_run)
+		return s;
+	initStringInfo(&buf);
+	run = 0;
+	for (int i = 0; i < len;)
+	{
+		int			clen = pg_mblen(s + i);
+
+		if (clen > len - i)
+			clen = len - i;
+		if (isspace((unsigned char) s[i]))
+			run = 0;
+		else if (run + clen >= MAXSTRLEN - 8)
+		{
+			appendStringInfoString(&buf, " a ");
+			run = 0;
+		}
+		else
+			run += clen;
+		appendBinaryStringInfo(&buf, s + i, clen);
+		i += clen;
+	}
+	*outlen = buf.len;
+	return buf.data;
+}
+
+/*
+ * chatstore.search_vector(user_id text, content text) RETURNS tsvector
+ *
+ * What the search index holds for one message (see the file comment).
+ */
+Datum
+chatstore_search_vector(PG_FUNCTION_ARGS)
+{
+	text	   *user_id = PG_GETARG_TEXT_PP(0);
+	text	   *content = PG_GETARG_TEXT_PP(1);
+	char	   *s = VARDATA_ANY(content);
+	int			len = VARSIZE_ANY_EXHDR(content);
+	ParsedText	prs;
+	StringInfoData owner;
+	int			pos;
+	int			i;
+
+	prs.lenwords = len / 6 + 16;
+	prs.curwords = 0;
+	prs.pos = 0;
+	prs.words = palloc(sizeof(ParsedWord) * prs.lenwords);
+	{
+		int			plen;
+		char	   *p = ParseableText(s, len, &plen);
+
+		parsetext(EnglishConfig(), &prs, p, plen);
+	}
+	pos = prs.pos + 1;
+
+	/* the owner */
+	initStringInfo(&owner);
+	appendStringInfoString(&owner, USER_LEXEME_PREFIX);
+	appendBinaryStringInfo(&owner, VARDATA_ANY(user_id), VARSIZE_ANY_EXHDR(user_id));
+	AddWord(&prs, owner.data, owner.len, pos++);
+
+	/* tokens kept whole */
+	i = 0;
+	while (i < len)
+	{
+		int			start,
+					rawlen;
+		char	   *raw;
+
+		while (i < len && IsRawDelimiter((unsigned char) s[i]))
+			i++;
+		start = i;
+		while (i < len && !IsRawDelimiter((unsigned char) s[i]))
+			i++;
+		if (i > start && (raw = RawToken(s + start, i - start, &rawlen)) != NULL)
+		{
+			AddWord(&prs, raw, rawlen, pos++);
+			pfree(raw);
+		}
+	}
+
+	/* CJK bigrams, at consecutive positions within a run, a gap between runs */
+	if (GetDatabaseEncoding() == PG_UTF8)
+	{
+		int			prev = -1;	/* byte offset of the previous CJK character */
+
+		pos++;
+		for (i = 0; i < len;)
+		{
+			int			clen;
+			pg_wchar	c = CodePoint(s + i, len - i, &clen);
+
+			if (IsCJK(c))
+			{
+				if (prev >= 0)
+					AddWord(&prs, s + prev, i + clen - prev, pos++);
+				prev = i;
+			}
+			else if (prev >= 0)
+			{
+				prev = -1;
+				pos++;
+			}
+			i += clen;
+		}
+	}
+
+	PG_FREE_IF_COPY(content, 1);
+	PG_RETURN_TSVECTOR(make_tsvector(&prs));
+}
+
+/* Append a lexeme to tsquery text, quoted. */
+static void
+AppendLexeme(StringInfo buf, const char *s, int len)
+{
+	appendStringInfoChar(buf, '\'');
+	for (int i = 0; i < len; i++)
+	{
+		if (s[i] == '\'' || s[i] == '\\')
+			appendStringInfoChar(buf, s[i]);
+		appendStringInfoChar(buf, s[i]);
+	}
+	appendStringInfoChar(buf, '\'');
+}
+
+/* Remember what a snippet should mark. */
+static void
+AddNeedle(SearchQuery *sq, const char *s, int len, bool stem)
+{
+	Needle	   *n = palloc(sizeof(Needle));
+
+	n->str = pnstrdup(s, len);
+	n->len = len;
+	n->stem = stem;
+	sq->needles = lappend(sq->needles, n);
+}
+
+/*
+ * English words as a phrase of their lexemes ('a' <-> 'b' <2> 'c': stop
+ * words keep their place), appended to buf; false when there is no lexeme.
+ */
+static bool
+EnglishPhrase(SearchQuery *sq, StringInfo buf, const char *s, int len, bool mark)
+{
+	ParsedText	prs;
+	int			last = 0;
+
+	prs.lenwords = len / 4 + 4;
+	prs.curwords = 0;
+	prs.pos = 0;
+	prs.words = palloc(sizeof(ParsedWord) * prs.lenwords);
+	parsetext(EnglishConfig(), &prs, (char *) s, len);
+	if (prs.curwords == 0)
+		return false;
+	appendStringInfoChar(buf, '(');
+	for (int i = 0; i < prs.curwords; i++)
+	{
+		ParsedWord *w = &prs.words[i];
+
+		if (i > 0)
+			appendStringInfo(buf, " <%d> ", Max(0, w->pos.pos - last));
+		AppendLexeme(buf, w->word, w->len);
+		if (mark)
+			AddNeedle(sq, w->word, w->len, true);
+		last = w->pos.pos;
+	}
+	appendStringInfoChar(buf, ')');
+	return true;
+}
+
+/*
+ * CJK characters s[0..len) (a run of two or more) as the phrase of their
+ * bigrams, appended to buf.
+ */
+static void
+CJKPhrase(StringInfo buf, const char *s, int len)
+{
+	int			prev = -1;
+	bool		first = true;
+
+	appendStringInfoChar(buf, '(');
+	for (int i = 0; i < len;)
+	{
+		int			clen;
+
+		CodePoint(s + i, len - i, &clen);
+		if (prev >= 0)
+		{
+			if (!first)
+				appendStringInfoString(buf, " <-> ");
+			AppendLexeme(buf, s + prev, i + clen - prev);
+			first = false;
+		}
+		prev = i;
+		i += clen;
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * One word of the query (no white space) as tsquery text appended to buf:
+ * kept whole when it is an identifier, CJK runs as bigram phrases and the
+ * rest as English words, ANDed.  False when nothing in it is searchable.
+ */
+static bool
+WordQuery(SearchQuery *sq, StringInfo buf, const char *s, int len, bool mark)
+{
+	int			rawlen;
+	char	   *raw = RawToken(s, len, &rawlen);
+	int			parts = 0;
+	int			i = 0;
+
+	if (raw != NULL)
+	{
+		AppendLexeme(buf, raw, rawlen);
+		if (mark)
+			AddNeedle(sq, raw, rawlen, false);
+		return true;
+	}
+	while (i < len)
+	{
+		int			start = i,
+					chars = 0,
+					clen;
+		bool		cjk = IsCJK(CodePoint(s + i, len - i, &clen));
+		StringInfoData part;
+
+		/* a run of CJK characters, or of anything else */
+		while (i < len && IsCJK(CodePoint(s + i, len - i, &clen)) == cjk)
+		{
+			i += clen;
+			chars++;
+		}
+		initStringInfo(&part);
+		if (cjk && chars >= 2)
+		{
+			CJKPhrase(&part, s + start, i - start);
+			if (mark)
+				AddNeedle(sq, s + start, i - start, false);
+		}
+		else if (cjk || !EnglishPhrase(sq, &part, s + start, i - start, mark))
+			continue;			/* a lone CJK character, or a stop word */
+		if (parts++ > 0)
+			appendStringInfoString(buf, " & ");
+		appendBinaryStringInfo(buf, part.data, part.len);
+	}
+	return parts > 0;
+}
+
+/*
+ * A quoted phrase: English words as a phrase; anything holding identifiers
+ * or CJK as its words ANDed.
+ */
+static bool
+PhraseQuery(SearchQuery *sq, StringInfo buf, const char *s, int len, bool mark)
+{
+	bool		plain = true;
+	int			parts = 0;
+	int			i = 0;
+
+	while (i < len && plain)
+	{
+		int			start,
+					rawlen,
+					clen;
+
+		while (i < len && IsRawDelimiter((unsigned char) s[i]))
+			i++;
+		start = i;
+		while (i < len && !IsRawDelimiter((unsigned char) s[i]))
+		{
+			if (IsCJK(CodePoint(s + i, len - i, &clen)))
+				plain = false;
+			i += clen;
+		}
+		if (i > start && RawToken(s + start, i - start, &rawlen) != NULL)
+			plain = false;
+	}
+	if (plain)
+		return EnglishPhrase(sq, buf, s, len, mark);
+	i = 0;
+	while (i < len)
+	{
+		int			start;
+		StringInfoData part;
+
+		while (i < len && isspace((unsigned char) s[i]))
+			i++;
+		start = i;
+		while (i < len && !isspace((unsigned char) s[i]))
+			i++;
+		initStringInfo(&part);
+		if (i > start && WordQuery(sq, &part, s + start, i - start, mark))
+		{
+			if (parts++ > 0)
+				appendStringInfoString(buf, " & ");
+			appendBinaryStringInfo(buf, part.data, part.len);
+		}
+	}
+	return parts > 0;
+}
+
+/*
+ * Parse a search query: words ANDed; "a quoted phrase"; -word excludes
+ * (but --flag is an identifier); OR between two terms matches either.
+ * Raises 22023 when nothing in it can be searched.
+ */
+static void
+ParseSearchQuery(text *query, SearchQuery *sq)
+{
+	const char *s = VARDATA_ANY(query);
+	int			len = VARSIZE_ANY_EXHDR(query);
+	List	   *groups = NIL;	/* StringInfo per AND-ed group */
+	bool		pending_or = false;
+	int			i = 0;
+
+	if (len > SEARCH_MAX_QUERY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("search query is too long"),
+				 errdetail("The query has %d bytes; the limit is %d.", len, SEARCH_MAX_QUERY_BYTES)));
+	if (ChatstoreIsBlank(s, len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("search query is empty"),
+				 errdetail("Pass the words, phrases, identifiers or CJK text to look for.")));
+	initStringInfo(&sq->content);
+	sq->needles = NIL;
+	sq->positive = 0;
+
+	while (i < len)
+	{
+		int			start;
+		bool		quoted = false,
+					negate = false,
+					ok;
+		StringInfoData term;
+
+		while (i < len && isspace((unsigned char) s[i]))
+			i++;
+		if (i >= len)
+			break;
+		if (s[i] == '-' && i + 1 < len && s[i + 1] != '-' && !isspace((unsigned char) s[i + 1]))
+		{
+			negate = true;
+			i++;
+		}
+		if (s[i] == '"')
+		{
+			quoted = true;
+			start = ++i;
+			while (i < len && s[i] != '"')
+				i++;
+		}
+		else
+		{
+			start = i;
+			while (i < len && !isspace((unsigned char) s[i]))
+				i++;
+		}
+		if (!quoted && !negate && i - start == 2 && pg_strncasecmp(s + start, "or", 2) == 0 && groups != NIL)
+		{
+			pending_or = true;
+			continue;
+		}
+		initStringInfo(&term);
+		if (negate)
+			appendStringInfoString(&term, "!");
+		ok = quoted ? PhraseQuery(sq, &term, s + start, i - start, !negate)
+			: WordQuery(sq, &term, s + start, i - start, !negate);
+		if (quoted && i < len)
+			i++;				/* the closing quote */
+		if (!ok)
+		{
+			pending_or = false;
+			continue;
+		}
+		if (!negate)
+			sq->positive++;
+		if (pending_or)
+		{
+			StringInfo	last = llast(groups);
+
+			appendStringInfoString(last, " | ");
+			appendBinaryStringInfo(last, term.data, term.len);
+		}
+		else
+		{
+			StringInfo	g = makeStringInfo();
+
+			appendBinaryStringInfo(g, term.data, term.len);
+			groups = lappend(groups, g);
+		}
+		pending_or = false;
+	}
+	if (sq->positive == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("search query has nothing to search for"),
+				 errdetail("Every word of \"%s\" is a stop word, a single CJK character or excluded.",
+						   ChatstoreClip(s, len)),
+				 errhint("Search for a word that is not a stop word, or two or more CJK characters.")));
+	{
+		ListCell   *lc;
+
+		foreach(lc, groups)
+		{
+			StringInfo	g = lfirst(lc);
+
+			if (foreach_current_index(lc) > 0)
+				appendStringInfoString(&sq->content, " & ");
+			appendStringInfo(&sq->content, "( %s )", g->data);
+		}
+	}
+}
+
+/* Parse tsquery text. */
+static Datum
+ToTsquery(const char *text)
+{
+	return DirectFunctionCall1(tsqueryin, CStringGetDatum(text));
+}
+
+/* The tsquery text of the owner's lexeme ANDed with the content's query. */
+static char *
+OwnerQuery(text *user_id, SearchQuery *sq)
+{
+	StringInfoData buf;
+	StringInfoData owner;
+
+	initStringInfo(&owner);
+	appendStringInfoString(&owner, USER_LEXEME_PREFIX);
+	appendBinaryStringInfo(&owner, VARDATA_ANY(user_id), VARSIZE_ANY_EXHDR(user_id));
+	initStringInfo(&buf);
+	AppendLexeme(&buf, owner.data, owner.len);
+	appendStringInfo(&buf, " & ( %s )", sq->content.data);
+	return buf.data;
+}
+
+/*
+ * chatstore.search_query(user_id text, query text) RETURNS tsquery
+ *
+ * The tsquery that search() runs for a user's query, for EXPLAIN and for
+ * queries of one's own over search_vector.
+ */
+Datum
+chatstore_search_query(PG_FUNCTION_ARGS)
+{
+	SearchQuery sq;
+
+	ChatstoreRequireArg(fcinfo, 0, "user_id");
+	ChatstoreRequireArg(fcinfo, 1, "query");
+	ParseSearchQuery(PG_GETARG_TEXT_PP(1), &sq);
+	PG_RETURN_DATUM(ToTsquery(OwnerQuery(PG_GETARG_TEXT_PP(0), &sq)));
+}
+
+/* Whether the byte at s[i] continues a word (a letter, digit or non-ASCII). */
+static bool
+IsWordByte(const char *s, int i)
+{
+	unsigned char c = s[i];
+
+	return c >= 0x80 || isalnum(c);
+}
+
+/*
+ * A snippet of the content around its first match, at most SNIPPET_CHARS
+ * code points (all of a shorter one), the matches between « and »: identifiers and CJK text where
+ * they occur (ASCII case ignored), English words where a word starts with
+ * the query word's stem, to the end of that word.  White space is shown as
+ * single spaces, and … marks a cut.
+ */
+static text *
+Snippet(text *content, List *needles)
+{
+	const char *s = VARDATA_ANY(content);
+	int			len = VARSIZE_ANY_EXHDR(content);
+	bool	   *marked = palloc0(len + 1);
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	const char *open = utf8 ? "\xC2\xAB" : "[[";
+	const char *close = utf8 ? "\xC2\xBB" : "]]";
+	int			first = -1,
+				start,
+				end,
+				chars;
+	ListCell   *lc;
+	StringInfoData out;
+
+	foreach(lc, needles)
+	{
+		Needle	   *n = lfirst(lc);
+
+		for (int i = 0; i + n->len <= len; i++)
+		{
+			int			e;
+
+			if (pg_strncasecmp(s + i, n->str, n->len) != 0)
+				continue;
+			if (n->stem && i > 0 && IsWordByte(s, i - 1))
+				continue;
+			e = i + n->len;
+			if (n->stem)
+				while (e < len && IsWordByte(s, e))
+					e++;
+			for (int k = i; k < e; k++)
+				marked[k] = true;
+			if (first < 0 || i < first)
+				first = i;
+		}
+	}
+
+	/* the window: from up to SNIPPET_BEFORE code points before the first match */
+	start = 0;
+	if (first > 0 && pg_mbstrlen_with_len(s, len) > SNIPPET_CHARS)
+	{
+		int			back = 0;
+		int			p = 0;
+		int		   *starts = palloc(sizeof(int) * (SNIPPET_BEFORE + 1));
+
+		/* the last SNIPPET_BEFORE character starts before "first", in a ring */
+		while (p < first)
+		{
+			starts[back % (SNIPPET_BEFORE + 1)] = p;
+			back++;
+			p += pg_mblen(s + p);
+		}
+		start = back > SNIPPET_BEFORE ? starts[(back - SNIPPET_BEFORE) % (SNIPPET_BEFORE + 1)] : 0;
+		/* begin at a word when one starts nearby */
+		if (start > 0)
+			for (int q = start; q < first; q++)
+				if (isspace((unsigned char) s[q]))
+				{
+					start = q + 1;
+					break;
+				}
+	}
+	end = start;
+	chars = 0;
+	while (end < len && chars < SNIPPET_CHARS)
+	{
+		end += pg_mblen(s + end);
+		chars++;
+	}
+	if (end > len)
+		end = len;
+
+	initStringInfo(&out);
+	if (start > 0)
+		appendStringInfoString(&out, "\xE2\x80\xA6");
+	for (int i = start; i < end; i++)
+	{
+		if (marked[i] && (i == start || !marked[i - 1]))
+			appendStringInfoString(&out, open);
+		if (isspace((unsigned char) s[i]))
+		{
+			if (out.len == 0 || out.data[out.len - 1] != ' ')
+				appendStringInfoChar(&out, ' ');
+		}
+		else
+			appendStringInfoChar(&out, s[i]);
+		if (marked[i] && (i + 1 == end || !marked[i + 1]))
+			appendStringInfoString(&out, close);
+	}
+	if (end < len)
+		appendStringInfoString(&out, "\xE2\x80\xA6");
+	return cstring_to_text_with_len(out.data, out.len);
+}
+
+/* Raise 22023 unless the role is one of the four. */
+static void
+CheckRole(text *role)
+{
+	char	   *r = text_to_cstring(role);
+
+	if (strcmp(r, CHATSTORE_ROLE_SYSTEM) != 0 && strcmp(r, CHATSTORE_ROLE_USER) != 0 &&
+		strcmp(r, CHATSTORE_ROLE_ASSISTANT) != 0 && strcmp(r, CHATSTORE_ROLE_TOOL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid role \"%s\"", ChatstoreClip(r, strlen(r))),
+				 errdetail("The role must be one of system, user, assistant, tool, or NULL for all.")));
+}
+
+/* One branch of the search: live or archived messages. */
+#define SEARCH_BRANCH(table, archived) \
+	"  SELECT m.conversation_id, m.seq, m.role, m.created_at, " archived " AS archived," \
+	"         pg_catalog.ts_rank(chatstore.search_vector(m.user_id, m.content), $3) AS rank, m.content" \
+	"  FROM " table " m" \
+	"  WHERE chatstore.search_vector(m.user_id, m.content) OPERATOR(pg_catalog.@@) $2" \
+	"    AND m.user_id OPERATOR(pg_catalog.=) $1" \
+	"    AND ($4::pg_catalog.uuid IS NULL OR m.conversation_id OPERATOR(pg_catalog.=) $4)" \
+	"    AND ($5::pg_catalog.text IS NULL OR m.role OPERATOR(pg_catalog.=) $5)" \
+	"    AND ($6::pg_catalog.timestamptz IS NULL OR m.created_at OPERATOR(pg_catalog.>=) $6)" \
+	"    AND ($7::pg_catalog.timestamptz IS NULL OR m.created_at OPERATOR(pg_catalog.<) $7)"
+
+/*
+ * chatstore.search(user_id text, query text, conversation_id uuid, role
+ *		text, since timestamptz, until timestamptz, max_results int,
+ *		after_rank real, after_conversation_id uuid, after_seq int)
+ *		RETURNS TABLE (conversation_id uuid, seq int, role text,
+ *		created_at timestamptz, archived boolean, rank real, snippet text)
+ *
+ * The user's live and archived messages that match, best first (rank
+ * descending, then conversation_id and seq): the next page starts after
+ * the last row's (rank, conversation_id, seq).
+ */
+Datum
+chatstore_search(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[11] = {
+		TEXTOID, TSQUERYOID, TSQUERYOID, UUIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		FLOAT4OID, UUIDOID, INT4OID, INT4OID
+	};
+	ChatstoreCall call;
+	SearchQuery sq;
+	text	   *user_id;
+	Datum		args[11];
+	char		nulls[11];
+	int32		max_results;
+	int			after_given;
+	Actor		actor;
+	int			rc;
+
+	ChatstoreRequireArg(fcinfo, 0, "user_id");
+	ChatstoreRequireArg(fcinfo, 1, "query");
+	ChatstoreRequireArg(fcinfo, 6, "max_results");
+	user_id = PG_GETARG_TEXT_PP(0);
+	max_results = PG_GETARG_INT32(6);
+	ChatstoreCheckWindow("max_results", max_results);
+	if (!PG_ARGISNULL(3))
+		CheckRole(PG_GETARG_TEXT_PP(3));
+	after_given = !PG_ARGISNULL(7) + !PG_ARGISNULL(8) + !PG_ARGISNULL(9);
+	if (after_given != 0 && after_given != 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("after_rank, after_conversation_id and after_seq go together"),
+				 errdetail("Pass all three, from the last row of the previous page, or none for the first page.")));
+	ParseSearchQuery(PG_GETARG_TEXT_PP(1), &sq);
+
+	ChatstoreInitSRF(fcinfo);
+	ChatstoreGetActor(&actor);
+	if (!ChatstoreActorIs(&actor, user_id))
+		return (Datum) 0;		/* another user's messages: none to see */
+
+	args[0] = PointerGetDatum(user_id);
+	args[1] = ToTsquery(OwnerQuery(user_id, &sq));
+	args[2] = ToTsquery(sq.content.data);
+	for (int i = 3; i < 10; i++)
+	{
+		int			argno = i < 7 ? i - 1 : i;	/* arguments 2..5, then 7..9 */
+
+		nulls[i] = PG_ARGISNULL(argno) ? 'n' : ' ';
+		args[i] = PG_ARGISNULL(argno) ? (Datum) 0 : PG_GETARG_DATUM(argno);
+	}
+	nulls[0] = nulls[1] = nulls[2] = nulls[10] = ' ';
+	args[10] = Int32GetDatum(max_results);
+
+	ChatstoreConnect(fcinfo, &call);
+	rc = SPI_execute_plan(ChatstorePlan(&plan,
+										"SELECT s.conversation_id, s.seq, s.role, s.created_at, s.archived, s.rank, s.content"
+										" FROM (" SEARCH_BRANCH("chatstore.message", "false")
+										"  UNION ALL " SEARCH_BRANCH("chatstore.archived_message", "true") ") s"
+										" WHERE $8::pg_catalog.float4 IS NULL"
+										"    OR s.rank OPERATOR(pg_catalog.<) $8"
+										"    OR (s.rank OPERATOR(pg_catalog.=) $8"
+										"        AND (s.conversation_id OPERATOR(pg_catalog.>) $9"
+										"             OR (s.conversation_id OPERATOR(pg_catalog.=) $9"
+										"                 AND s.seq OPERATOR(pg_catalog.>) $10)))"
+										" ORDER BY s.rank DESC, s.conversation_id, s.seq"
+										" LIMIT $11",
+										11, argtypes),
+						  args, nulls, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: search failed: %s", SPI_result_code_string(rc));
+
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		Datum		values[7];
+		bool		isnull[7];
+		HeapTuple	tup = SPI_tuptable->vals[r];
+
+		heap_deform_tuple(tup, SPI_tuptable->tupdesc, values, isnull);
+		values[6] = PointerGetDatum(Snippet(DatumGetTextPP(values[6]), sq.needles));
+		ChatstorePutValues(fcinfo, values, isnull, 7);
+	}
+	ChatstoreFinish(&call);
+	return (Datum) 0;
+}
