@@ -13,7 +13,7 @@ EXTVERSION   = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" chatstore.con
 MODULE_big   = chatstore
 OBJS         = src/chatstore.o src/uuidv7.o src/tokens.o src/conversation.o \
                src/append.o src/history.o src/archive.o src/stats.o \
-               src/privileges.o src/worker.o src/limits.o
+               src/privileges.o src/worker.o src/limits.o src/export.o
 
 DATA_built   = chatstore--$(EXTVERSION).sql
 # upgrade scripts, and the install scripts of released versions (frozen: the upgrade test installs each)

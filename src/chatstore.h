@@ -159,6 +159,11 @@ extern void ChatstoreCheckCodePoints(text *value, const char *what, int limit,
 extern void ChatstoreCheckMetadata(Jsonb *metadata, const char *what);
 extern bool ChatstoreIsBlank(const char *s, int len);
 
+/* append.c: the message checks of append, shared with import_conversation */
+extern void ChatstoreValidateMessage(text *role, text *content, Jsonb **metadata,
+									 int32 *tokens, bool tokens_given, text *model);
+extern void ChatstoreValidateIdempotencyKey(text *key);
+
 /* tokens.c */
 extern int32 EstimateTokens(const char *text, int len);
 

@@ -60,6 +60,11 @@ static const char *const app_functions =
 /* Functions of the app level that 1.0's schema lacks: granted when present. */
 static const char *const app_functions_1_0_1 = "chatstore.set_user(text)";
 
+/* Functions of the app level that 1.0.1's schema lacks: granted when present (1.1). */
+static const char *const app_functions_1_1 =
+"chatstore.export_conversation(uuid), chatstore.import_conversation(jsonb, boolean),"
+" chatstore.transcript(uuid)";
+
 /* The functions only an admin role may execute, in addition. */
 static const char *const admin_functions =
 "chatstore.archive(interval, integer), chatstore.purge(interval), chatstore.erase_user(text),"
@@ -133,11 +138,16 @@ static const char *
 AppFunctions(void)
 {
 	Oid			argtypes[1] = {TEXTOID};
+	Oid			argtypes_1_1[1] = {UUIDOID};
 
 	if (!OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("set_user")),
 								   1, argtypes, true)))
 		return app_functions;
-	return psprintf("%s, %s", app_functions, app_functions_1_0_1);
+	/* 1.1's schema: told by one of its functions */
+	if (!OidIsValid(LookupFuncName(list_make2(makeString("chatstore"), makeString("export_conversation")),
+								   1, argtypes_1_1, true)))
+		return psprintf("%s, %s", app_functions, app_functions_1_0_1);
+	return psprintf("%s, %s, %s", app_functions, app_functions_1_0_1, app_functions_1_1);
 }
 
 /*
