@@ -20,7 +20,7 @@ DATA_built   = chatstore--$(EXTVERSION).sql
 DATA         = $(wildcard src/updates/chatstore--*--*.sql) $(wildcard src/releases/chatstore--*.sql)
 
 # pg_regress suites, in sql/ and expected/
-REGRESS      = conversation append history archive privileges search_path stats partitions
+REGRESS      = conversation append history archive privileges search_path stats partitions export
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 
 # PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.

@@ -290,6 +290,24 @@ CompareUuids(const void *a, const void *b)
 	return memcmp((*(pg_uuid_t *const *) a)->data, (*(pg_uuid_t *const *) b)->data, UUID_LEN);
 }
 
+/* qsort comparator of idempotency keys (texts, NULLs first) */
+static int
+CompareKeys(const void *a, const void *b)
+{
+	text	   *ka = *(text *const *) a;
+	text	   *kb = *(text *const *) b;
+	int			la,
+				lb,
+				cmp;
+
+	if (ka == NULL || kb == NULL)
+		return (ka != NULL) - (kb != NULL);
+	la = VARSIZE_ANY_EXHDR(ka);
+	lb = VARSIZE_ANY_EXHDR(kb);
+	cmp = memcmp(VARDATA_ANY(ka), VARDATA_ANY(kb), Min(la, lb));
+	return cmp != 0 ? cmp : (la > lb) - (la < lb);
+}
+
 /*
  * Read and validate one element of "messages", at 1-based position.  The
  * checks are append's (role, content length and blank rule, metadata,
@@ -451,6 +469,20 @@ ParseImport(Jsonb *data, bool need_id, ImportConversation *conv)
 				BadImport(psprintf("message id %s appears twice", ChatstoreUuidText(ids[i])));
 	}
 
+	/* an idempotency key names one message of a conversation (append's unique index) */
+	if (conv->nmessages > 1)
+	{
+		text	  **keys = palloc(sizeof(text *) * conv->nmessages);
+
+		for (int i = 0; i < conv->nmessages; i++)
+			keys[i] = conv->messages[i].idempotency_key;
+		qsort(keys, conv->nmessages, sizeof(text *), CompareKeys);
+		for (int i = 1; i < conv->nmessages; i++)
+			if (keys[i - 1] != NULL && CompareKeys(&keys[i - 1], &keys[i]) == 0)
+				BadImport(psprintf("idempotency_key \"%s\" appears twice",
+								   ChatstoreClip(VARDATA_ANY(keys[i]), VARSIZE_ANY_EXHDR(keys[i]))));
+	}
+
 	/*
 	 * Tags.  1.1 (chatstore.conversation_tag): read them as an array of tag
 	 * strings, validated as tag() validates them, and store them after the
@@ -537,7 +569,9 @@ static const Oid message_array_types[EXPORT_MESSAGE_NCOLUMNS] = {
 
 /* The arrays of MessageArrays, given as parameters $a .. $i, as a row source "m". */
 #define UNNEST_MESSAGES(a, b, c, d, e, f, g, h, i) \
-	"pg_catalog.unnest($" a ", $" b ", $" c ", $" d ", $" e ", $" f ", $" g ", $" h ", $" i ")" \
+	"ROWS FROM (pg_catalog.unnest($" a "), pg_catalog.unnest($" b "), pg_catalog.unnest($" c ")," \
+	" pg_catalog.unnest($" d "), pg_catalog.unnest($" e "), pg_catalog.unnest($" f ")," \
+	" pg_catalog.unnest($" g "), pg_catalog.unnest($" h "), pg_catalog.unnest($" i "))" \
 	" AS m (" EXPORT_MESSAGE_COLUMNS ")"
 
 /*
