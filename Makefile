@@ -25,7 +25,7 @@ REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 
 # PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.
 # isolation specs, in test/specs and test/expected
-ISOLATION    = append-append idempotency-race append-archive archive-archive restore-append purge-restore archive-locks
+ISOLATION    = append-append idempotency-race append-archive archive-archive restore-append purge-restore archive-locks import-race
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=chatstore
 
 PG_CONFIG   ?= $(shell command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)
