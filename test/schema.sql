@@ -45,7 +45,8 @@ SELECT functions_are('chatstore', ARRAY[
   'uuidv7', 'estimate_tokens', 'create_conversation', 'get_conversation', 'list_conversations',
   'update_conversation', 'delete_conversation', 'append', 'append_many', 'history', 'context',
   'history_json', 'archive', 'archive_conversation', 'restore', 'purge', 'erase_user', 'stats', 'is_admin',
-  'grant_app', 'grant_admin', 'revoke', 'set_user']);
+  'grant_app', 'grant_admin', 'revoke', 'set_user',
+  'export_conversation', 'import_conversation', 'transcript']);
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'chatstore' AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')),
           NULL, 'every API function is written in C');
