@@ -756,3 +756,32 @@ chatstore_append_many(PG_FUNCTION_ARGS)
 	ChatstoreFinish(&call);
 	return (Datum) 0;
 }
+
+/*
+ * Validate one message exactly as append does, for import_conversation
+ * (export.c), which stores messages of its own.  *metadata becomes {} when
+ * NULL; *tokens is estimated from the content when not given.
+ */
+void
+ChatstoreValidateMessage(text *role, text *content, Jsonb **metadata,
+						 int32 *tokens, bool tokens_given, text *model)
+{
+	MessageInput m;
+
+	m.role = role;
+	m.content = content;
+	m.metadata = *metadata;
+	m.tokens = *tokens;
+	m.tokens_given = tokens_given;
+	m.model = model;
+	ValidateMessage(&m);
+	*metadata = m.metadata;
+	*tokens = m.tokens;
+}
+
+/* Validate an idempotency key as append does, for import_conversation. */
+void
+ChatstoreValidateIdempotencyKey(text *key)
+{
+	ValidateIdempotencyKey(key);
+}

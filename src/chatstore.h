@@ -182,6 +182,10 @@ extern Datum chatstore_append(PG_FUNCTION_ARGS);
 /* usage.c: the usage totals, also read by stats() */
 extern void UsageTotals(TimestampTz since, TimestampTz until, bool by_day, bool by_model,
 						bool by_user, text *user, text *time_zone);
+/* append.c: the message checks of append, shared with import_conversation */
+extern void ChatstoreValidateMessage(text *role, text *content, Jsonb **metadata,
+									 int32 *tokens, bool tokens_given, text *model);
+extern void ChatstoreValidateIdempotencyKey(text *key);
 
 /* tokens.c */
 extern int32 EstimateTokens(const char *text, int len);

@@ -481,6 +481,31 @@ LANGUAGE C STABLE ROWS 50;
 
 COMMENT ON FUNCTION chatstore.conversations_by_tag(text, text, interval, integer, uuid, text) IS
     'one page of a user''s conversations carrying a tag (active within active_since), most recent activity first; pass the last id of a page as before to get the next';
+-- Export and import
+
+CREATE FUNCTION chatstore.export_conversation(conversation_id uuid)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'chatstore_export_conversation'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.export_conversation(uuid) IS
+    'the conversation with every message, live or archived, as one JSON document of format chatstore.conversation/1';
+
+CREATE FUNCTION chatstore.import_conversation(data jsonb, as_new boolean DEFAULT false)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'chatstore_import_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.import_conversation(jsonb, boolean) IS
+    'validates and stores an export, all or nothing, under its id (a no-op when stored already) or as a new conversation, and returns its id';
+
+CREATE FUNCTION chatstore.transcript(conversation_id uuid)
+RETURNS text
+AS 'MODULE_PATHNAME', 'chatstore_transcript'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.transcript(uuid) IS
+    'a plain-text transcript of the conversation for people to read';
 
 -- Other
 

@@ -87,6 +87,9 @@ static const char *const app_functions[] = {
 	"chatstore.search(text, text, uuid, text, timestamptz, timestamptz, integer, real, uuid, integer)",
 	"chatstore.search_query(text, text)",
 	"chatstore.search_vector(text, text)",
+	"chatstore.export_conversation(uuid)",
+	"chatstore.import_conversation(jsonb, boolean)",
+	"chatstore.transcript(uuid)",
 };
 
 /* The functions only an admin role may execute, in addition. */

@@ -388,6 +388,35 @@ $$;
 REVOKE ALL ON FUNCTION chatstore.search(text, text, uuid, text, timestamptz, timestamptz, integer, real, uuid, integer),
     chatstore.search_query(text, text), chatstore.search_vector(text, text) FROM PUBLIC;
 
+-- Export and import
+
+CREATE FUNCTION chatstore.export_conversation(conversation_id uuid)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'chatstore_export_conversation'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.export_conversation(uuid) IS
+    'the conversation with every message, live or archived, as one JSON document of format chatstore.conversation/1';
+
+CREATE FUNCTION chatstore.import_conversation(data jsonb, as_new boolean DEFAULT false)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'chatstore_import_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.import_conversation(jsonb, boolean) IS
+    'validates and stores an export, all or nothing, under its id (a no-op when stored already) or as a new conversation, and returns its id';
+
+CREATE FUNCTION chatstore.transcript(conversation_id uuid)
+RETURNS text
+AS 'MODULE_PATHNAME', 'chatstore_transcript'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION chatstore.transcript(uuid) IS
+    'a plain-text transcript of the conversation for people to read';
+
+REVOKE ALL ON FUNCTION chatstore.export_conversation(uuid), chatstore.import_conversation(jsonb, boolean),
+    chatstore.transcript(uuid) FROM PUBLIC;
+
 -- 1.1 replaced append, list_conversations and stats (new arguments or columns) and added functions: the roles that
 -- used chatstore keep what they had only after chatstore.grant_app() or grant_admin() runs for them again. (A GRANT
 -- here would be recorded as the extension's initial privilege, which pg_dump leaves out.)
