@@ -153,3 +153,19 @@ SELECT pg_temp.plan($$SELECT seq FROM chatstore.archived_message WHERE chatstore
   @@ chatstore.search_query('search_alice', 'dog') AND user_id = 'search_alice'$$);
 RESET enable_seqscan;
 SELECT chatstore.restore(:'a2') IS NOT NULL AS restored;
+
+-- filters by the conversation's tag and lifecycle state ('dog' and 'flag' match in both of alice's conversations)
+SELECT chatstore.tag(:'a2', 'work');
+SELECT (chatstore.set_state(:'a1', 'paused')).state;
+SELECT cv.title, count(*) FROM chatstore.search('search_alice', 'dog OR flag', tag => 'work') s
+  JOIN chatstore.conversation cv ON cv.id = s.conversation_id GROUP BY 1 ORDER BY 1;
+SELECT cv.title, count(*) FROM chatstore.search('search_alice', 'dog OR flag', tag => '  work ') s
+  JOIN chatstore.conversation cv ON cv.id = s.conversation_id GROUP BY 1 ORDER BY 1;
+SELECT cv.title, count(*) FROM chatstore.search('search_alice', 'dog OR flag', state => 'paused') s
+  JOIN chatstore.conversation cv ON cv.id = s.conversation_id GROUP BY 1 ORDER BY 1;
+SELECT count(*) FROM chatstore.search('search_alice', 'dog OR flag', tag => 'work', state => 'paused');
+SELECT count(*) FROM chatstore.search('search_alice', 'dog', tag => 'no such tag');
+SELECT chatstore.search('search_alice', 'dog', state => 'sleeping');
+\echo :SQLSTATE
+SELECT chatstore.search('search_alice', 'dog', tag => '   ');
+\echo :SQLSTATE

@@ -173,6 +173,7 @@ extern bool ChatstoreIsBlank(const char *s, int len);
 extern int	chatstore_max_tag_chars;
 extern int	chatstore_max_tags_per_conversation;
 extern void TagsInit(void);
+extern text *NormalizeTag(text *value, const char *what, bool stored);
 /* lifecycle.c: the application's state of a conversation */
 extern void ChatstoreCheckState(text *state, const char *argname);
 extern void ChatstoreCheckMetadataFilter(Jsonb *metadata, const char *argname);

@@ -84,7 +84,7 @@ static const char *const app_functions[] = {
 	"chatstore.append(uuid, text, text, jsonb, integer, text, text, integer, integer, integer)",
 	"chatstore.usage(timestamptz, timestamptz, text[], text, text)",
 	"chatstore.daily_volume(integer, text)",
-	"chatstore.search(text, text, uuid, text, timestamptz, timestamptz, integer, real, uuid, integer)",
+	"chatstore.search(text, text, uuid, text, timestamptz, timestamptz, integer, real, uuid, integer, text, text)",
 	"chatstore.search_query(text, text)",
 	"chatstore.search_vector(text, text)",
 	"chatstore.export_conversation(uuid)",

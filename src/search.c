@@ -799,32 +799,38 @@ CheckRole(text *role)
 	"    AND ($4::pg_catalog.uuid IS NULL OR m.conversation_id OPERATOR(pg_catalog.=) $4)" \
 	"    AND ($5::pg_catalog.text IS NULL OR m.role OPERATOR(pg_catalog.=) $5)" \
 	"    AND ($6::pg_catalog.timestamptz IS NULL OR m.created_at OPERATOR(pg_catalog.>=) $6)" \
-	"    AND ($7::pg_catalog.timestamptz IS NULL OR m.created_at OPERATOR(pg_catalog.<) $7)"
+	"    AND ($7::pg_catalog.timestamptz IS NULL OR m.created_at OPERATOR(pg_catalog.<) $7)" \
+	"    AND ($12::pg_catalog.text IS NULL OR EXISTS (SELECT 1 FROM chatstore.conversation_tag t" \
+	"         WHERE t.conversation_id OPERATOR(pg_catalog.=) m.conversation_id AND t.tag OPERATOR(pg_catalog.=) $12))" \
+	"    AND ($13::pg_catalog.text IS NULL OR EXISTS (SELECT 1 FROM chatstore.conversation c" \
+	"         WHERE c.id OPERATOR(pg_catalog.=) m.conversation_id AND c.state OPERATOR(pg_catalog.=) $13))"
 
 /*
  * chatstore.search(user_id text, query text, conversation_id uuid, role
  *		text, since timestamptz, until timestamptz, max_results int,
- *		after_rank real, after_conversation_id uuid, after_seq int)
+ *		after_rank real, after_conversation_id uuid, after_seq int, tag text,
+ *		state text)
  *		RETURNS TABLE (conversation_id uuid, seq int, role text,
  *		created_at timestamptz, archived boolean, rank real, snippet text)
  *
  * The user's live and archived messages that match, best first (rank
  * descending, then conversation_id and seq): the next page starts after
- * the last row's (rank, conversation_id, seq).
+ * the last row's (rank, conversation_id, seq).  tag and state keep the
+ * messages of the conversations that carry the tag or are in the state.
  */
 Datum
 chatstore_search(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[11] = {
+	static const Oid argtypes[13] = {
 		TEXTOID, TSQUERYOID, TSQUERYOID, UUIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		FLOAT4OID, UUIDOID, INT4OID, INT4OID
+		FLOAT4OID, UUIDOID, INT4OID, INT4OID, TEXTOID, TEXTOID
 	};
 	ChatstoreCall call;
 	SearchQuery sq;
 	text	   *user_id;
-	Datum		args[11];
-	char		nulls[11];
+	Datum		args[13];
+	char		nulls[13];
 	int32		max_results;
 	int			after_given;
 	Actor		actor;
@@ -838,6 +844,8 @@ chatstore_search(PG_FUNCTION_ARGS)
 	ChatstoreCheckWindow("max_results", max_results);
 	if (!PG_ARGISNULL(3))
 		CheckRole(PG_GETARG_TEXT_PP(3));
+	if (!PG_ARGISNULL(11))
+		ChatstoreCheckState(PG_GETARG_TEXT_PP(11), "state");
 	after_given = !PG_ARGISNULL(7) + !PG_ARGISNULL(8) + !PG_ARGISNULL(9);
 	if (after_given != 0 && after_given != 3)
 		ereport(ERROR,
@@ -863,6 +871,10 @@ chatstore_search(PG_FUNCTION_ARGS)
 	}
 	nulls[0] = nulls[1] = nulls[2] = nulls[10] = ' ';
 	args[10] = Int32GetDatum(max_results);
+	nulls[11] = PG_ARGISNULL(10) ? 'n' : ' ';
+	args[11] = PG_ARGISNULL(10) ? (Datum) 0 : PointerGetDatum(NormalizeTag(PG_GETARG_TEXT_PP(10), "tag", false));
+	nulls[12] = PG_ARGISNULL(11) ? 'n' : ' ';
+	args[12] = PG_ARGISNULL(11) ? (Datum) 0 : PG_GETARG_DATUM(11);
 
 	ChatstoreConnect(fcinfo, &call);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
@@ -877,7 +889,7 @@ chatstore_search(PG_FUNCTION_ARGS)
 										"                 AND s.seq OPERATOR(pg_catalog.>) $10)))"
 										" ORDER BY s.rank DESC, s.conversation_id, s.seq"
 										" LIMIT $11",
-										11, argtypes),
+										13, argtypes),
 						  args, nulls, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: search failed: %s", SPI_result_code_string(rc));

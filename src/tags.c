@@ -89,7 +89,7 @@ TagsInit(void)
  * looked up are not held to the length limit, so a tag stored before the
  * limit was lowered can still be removed.  "what" names the argument.
  */
-static text *
+text *
 NormalizeTag(text *value, const char *what, bool stored)
 {
 	const char *s = VARDATA_ANY(value);

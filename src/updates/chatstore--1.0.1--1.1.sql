@@ -356,14 +356,16 @@ CREATE FUNCTION chatstore.search(
     max_results integer DEFAULT 20,
     after_rank real DEFAULT NULL,
     after_conversation_id uuid DEFAULT NULL,
-    after_seq integer DEFAULT NULL)
+    after_seq integer DEFAULT NULL,
+    tag text DEFAULT NULL,
+    state text DEFAULT NULL)
 RETURNS TABLE (conversation_id uuid, seq integer, role text, created_at timestamptz, archived boolean,
                rank real, snippet text)
 AS 'MODULE_PATHNAME', 'chatstore_search'
 LANGUAGE C STABLE ROWS 20;
 
-COMMENT ON FUNCTION chatstore.search(text, text, uuid, text, timestamptz, timestamptz, integer, real, uuid, integer) IS
-    'a user''s live and archived messages matching a query, best first, with a snippet; pass the last row''s rank, conversation_id and seq as after_* for the next page';
+COMMENT ON FUNCTION chatstore.search(text, text, uuid, text, timestamptz, timestamptz, integer, real, uuid, integer, text, text) IS
+    'a user''s live and archived messages matching a query, best first, with a snippet; pass the last row''s rank, conversation_id and seq as after_* for the next page; tag and state filter by conversation';
 
 -- The search index (each archive partition gets its own, made with the partition). Without a pending list
 -- (fastupdate off), so that a search never reads other users' recent appends.
@@ -385,7 +387,7 @@ $$;
 
 -- Nothing is granted to PUBLIC: chatstore.grant_app() grants the search functions (run it again for app roles
 -- granted before the update).
-REVOKE ALL ON FUNCTION chatstore.search(text, text, uuid, text, timestamptz, timestamptz, integer, real, uuid, integer),
+REVOKE ALL ON FUNCTION chatstore.search(text, text, uuid, text, timestamptz, timestamptz, integer, real, uuid, integer, text, text),
     chatstore.search_query(text, text), chatstore.search_vector(text, text) FROM PUBLIC;
 
 -- Export and import
