@@ -453,9 +453,11 @@ ParseTags(JsonbValue *v, ImportConversation *conv)
 		conv->tagged_at[i] = conv->last_activity_at;
 		if (elem->type == jbvString)
 			tag = TextValue(elem, "a tag", true);
+		else if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
+			BadImport("a tag must be a string or a JSON object {\"tag\": ..., \"tagged_at\": ...}");
 		else
 		{
-			JsonbContainer *obj = ObjectValue(elem, "a tag");
+			JsonbContainer *obj = elem->val.binary.data;
 			JsonbValue *t;
 
 			RejectUnknownKeys(obj, known, lengthof(known), "a tag");
