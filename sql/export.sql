@@ -26,7 +26,8 @@ SELECT chatstore.export_conversation('01900000-0000-7000-8000-000000000001') = :
 ROLLBACK;
 -- what a message left out is filled in as append fills it: the export equals the document plus those fields
 SELECT (:'e'::jsonb -> 'messages' -> 0) = (:'doc'::jsonb -> 'messages' -> 0)
-       || '{"metadata": {}, "model": null, "idempotency_key": null, "created_at": "2024-05-01T12:00:00.000000Z"}'
+       || '{"metadata": {}, "model": null, "idempotency_key": null, "created_at": "2024-05-01T12:00:00.000000Z",
+            "input_tokens": null, "output_tokens": null, "latency_ms": null}'
        || jsonb_build_object('tokens', chatstore.estimate_tokens('You are a concise travel assistant.')) AS filled_in;
 
 -- the same export imported again: a no-op that returns the id
@@ -145,9 +146,52 @@ SELECT chatstore.import_conversation('[1, 2]');
 -- the same idempotency key twice in one conversation (append would have returned the first message)
 SELECT chatstore.import_conversation(jsonb_set(jsonb_set(:'bad', '{messages,0,idempotency_key}', '"k"'), '{messages,1,idempotency_key}', '"k"'));
 \echo :SQLSTATE
--- tags: until chatstore keeps tags, only an empty list
-SELECT chatstore.import_conversation(:'bad'::jsonb || '{"tags": ["travel"]}');
+-- usage figures, as append checks them: whole numbers, not negative, within their bounds
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{messages,1,input_tokens}', '-1'));
 \echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{messages,1,output_tokens}', '100000001'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{messages,1,latency_ms}', '86400001'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{messages,1,latency_ms}', '"fast"'));
+\echo :SQLSTATE
+-- the key, as get_or_create_conversation checks it; the state, as set_state checks it
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,key}', '""'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,key}', to_jsonb(repeat('k', 256))));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,key}', '7'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,state}', '"archived"'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,state}', '"done"'));
+\echo :SQLSTATE
+-- a keyed conversation under its id: the id must be chatstore.conversation_id(user_id, key)
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,key}', '"tab-1"'));
+\echo :SQLSTATE
+-- tags, as tag() checks them: strings (white space at the ends trimmed), each once, within the limits
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{tags}', '{"travel": 1}'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{tags}', '[" "]'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{tags}', '["travel", 3]'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{tags}', '["travel", {"tag": "work", "taged_at": "2024-06-01T00:00:00Z"}]'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{tags}', '[{"tagged_at": "2024-06-01T00:00:00Z"}]'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{tags}', '["travel", {"tag": "work", "tagged_at": "soon"}]'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{tags}', '["travel", " travel"]'));
+\echo :SQLSTATE
+SET chatstore.max_tag_chars = 3;
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{tags}', '["abc", "travel"]'));
+\echo :SQLSTATE
+RESET chatstore.max_tag_chars;
+SET chatstore.max_tags_per_conversation = 2;
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{tags}', '["a", "b", "c"]'));
+\echo :SQLSTATE
+RESET chatstore.max_tags_per_conversation;
 SELECT chatstore.import_conversation(NULL);
 \echo :SQLSTATE
 SELECT chatstore.import_conversation(:'bad', NULL);
@@ -155,6 +199,59 @@ SELECT chatstore.import_conversation(:'bad', NULL);
 \set VERBOSITY terse
 SELECT count(*) AS nothing_stored FROM chatstore.conversation WHERE id = '01900000-0000-7000-8000-0000000000b1';
 SELECT count(*) AS no_messages FROM chatstore.message WHERE conversation_id = '01900000-0000-7000-8000-0000000000b1';
+
+-- a keyed conversation (its id derived from user and key), paused, with usage figures on its messages and two tags:
+-- the export carries all of it, and import restores it exactly
+SELECT chatstore.conversation_id('alice', 'tab-1') AS keyed_id;
+SELECT '{"format": "chatstore.conversation/1", "conversation": {"id": "895216a3-e4f1-5ead-9ebf-24417ae1629d", "user_id": "alice", "key": "tab-1", "state": "paused", "title": "Coaching", "created_at": "2024-07-01T09:00:00Z"}, "messages": [{"seq": 1, "id": "01900000-0000-7000-8000-0000000000c1", "role": "user", "content": "Where do I start?", "created_at": "2024-07-01T09:00:00Z", "input_tokens": 5}, {"seq": 2, "id": "01900000-0000-7000-8000-0000000000c2", "role": "assistant", "content": "With ten customer interviews.", "metadata": {"suggestions": ["Who to ask?", "What to ask?"]}, "created_at": "2024-07-01T09:00:02.5Z", "input_tokens": 812, "output_tokens": 9, "latency_ms": 2450}], "tags": ["  work ", {"tag": "coaching", "tagged_at": "2024-07-01T09:05:00Z"}]}'::jsonb AS kdoc \gset
+SELECT chatstore.import_conversation(:'kdoc') AS keyed_imported;
+SELECT key, state, status, message_count, last_activity_at AT TIME ZONE 'UTC' AS last_activity_utc
+FROM chatstore.get_conversation('895216a3-e4f1-5ead-9ebf-24417ae1629d');
+-- each message gets the conversation's user_id; usage figures as given, NULL where not given
+SELECT seq, user_id, input_tokens, output_tokens, latency_ms, metadata
+FROM chatstore.message WHERE conversation_id = '895216a3-e4f1-5ead-9ebf-24417ae1629d' ORDER BY seq;
+-- tags stored trimmed, with the conversation's user_id; a tag given as a string is dated at the last activity
+SELECT tag, user_id, tagged_at AT TIME ZONE 'UTC' AS tagged_utc
+FROM chatstore.conversation_tag WHERE conversation_id = '895216a3-e4f1-5ead-9ebf-24417ae1629d' ORDER BY tag;
+SELECT * FROM chatstore.tags('alice');
+-- the key works as get_or_create_conversation's and append_by_key's key
+SELECT chatstore.get_or_create_conversation('alice', 'tab-1') AS same_conversation;
+-- the export: key, state, usage figures, tags sorted, each with tagged_at
+SELECT jsonb_pretty(chatstore.export_conversation('895216a3-e4f1-5ead-9ebf-24417ae1629d'));
+SELECT chatstore.export_conversation('895216a3-e4f1-5ead-9ebf-24417ae1629d') AS ke \gset
+-- imported again (the export or the document): a no-op; differing in a 1.1 field: 23505
+SELECT chatstore.import_conversation(:'ke') AS ke_again, chatstore.import_conversation(:'kdoc') AS kdoc_again;
+SELECT chatstore.import_conversation(jsonb_set(:'ke', '{conversation,state}', '"completed"'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'ke', '{messages,1,latency_ms}', '2451'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'ke', '{messages,0,output_tokens}', '1'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'ke', '{tags}', '["coaching", "work", "x"]'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'ke', '{tags,0,tagged_at}', '"2024-07-01T09:05:01Z"'));
+\echo :SQLSTATE
+-- as new, a keyed conversation keeps its key and so gets the id of (user_id, key): for the same user that is the
+-- stored one, a no-op when the same but for message ids, else 23505
+SELECT chatstore.import_conversation(:'ke', as_new => true) AS as_new_same_user;
+\set VERBOSITY default
+SELECT chatstore.import_conversation(jsonb_set(:'ke', '{conversation,title}', '"Other"'), as_new => true);
+\echo :SQLSTATE
+\set VERBOSITY terse
+-- for another user, the id of that user's key; without the key, a new id
+SELECT chatstore.import_conversation(jsonb_set(:'ke', '{conversation,user_id}', '"bob"'), as_new => true)
+       = chatstore.conversation_id('bob', 'tab-1') AS bobs_keyed_id;
+SELECT chatstore.import_conversation(jsonb_set(:'ke', '{conversation,key}', 'null'), as_new => true) AS copy \gset
+SELECT key, state, substr(:'copy', 15, 1) AS uuid_version FROM chatstore.get_conversation(:'copy');
+SELECT chatstore.export_conversation(:'copy') -> 'tags' = :'ke'::jsonb -> 'tags' AS copy_has_the_tags;
+-- tags and usage survive archive and restore; deleted and imported again, the conversation comes back with its tags
+SELECT chatstore.archive_conversation('895216a3-e4f1-5ead-9ebf-24417ae1629d');
+SELECT chatstore.export_conversation('895216a3-e4f1-5ead-9ebf-24417ae1629d') = :'ke' AS same_when_archived;
+SELECT chatstore.import_conversation(:'ke') AS archived_keyed_again;
+SELECT chatstore.delete_conversation('895216a3-e4f1-5ead-9ebf-24417ae1629d');
+SELECT count(*) AS tags_gone FROM chatstore.conversation_tag WHERE conversation_id = '895216a3-e4f1-5ead-9ebf-24417ae1629d';
+SELECT chatstore.import_conversation(:'ke') AS keyed_restored;
+SELECT chatstore.export_conversation('895216a3-e4f1-5ead-9ebf-24417ae1629d') = :'ke' AS identical;
 
 -- export and transcript of a conversation that does not exist: P0002
 SELECT chatstore.export_conversation('01900000-0000-7000-8000-0000000000ff');
@@ -213,6 +310,8 @@ SELECT chatstore.export_conversation(:'b') -> 'conversation' ->> 'user_id' AS ad
 -- the transcript: header, then each message as "role (time):" and its content; tool calls in brief
 SELECT chatstore.transcript('01900000-0000-7000-8000-000000000001');
 SELECT chatstore.transcript('01900000-0000-7000-8000-000000000002');
+-- key, state and tags in the header; usage (tokens in and out, latency) with each message that has it
+SELECT chatstore.transcript('895216a3-e4f1-5ead-9ebf-24417ae1629d');
 -- a long tool call is cut at 200 characters; several calls are one line each
 SELECT chatstore.import_conversation(jsonb_build_object('format', 'chatstore.conversation/1',
     'conversation', '{"id": "01900000-0000-7000-8000-000000000004", "user_id": "alice", "created_at": "2024-06-01T00:00:00Z"}'::jsonb,

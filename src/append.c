@@ -760,13 +760,21 @@ chatstore_append_many(PG_FUNCTION_ARGS)
 /*
  * Validate one message exactly as append does, for import_conversation
  * (export.c), which stores messages of its own.  *metadata becomes {} when
- * NULL; *tokens is estimated from the content when not given.
+ * NULL; *tokens is estimated from the content when not given.  usage and
+ * usage_given hold input_tokens, output_tokens, latency_ms, in that order.
  */
 void
 ChatstoreValidateMessage(text *role, text *content, Jsonb **metadata,
-						 int32 *tokens, bool tokens_given, text *model)
+						 int32 *tokens, bool tokens_given, text *model,
+						 const int32 *usage, const bool *usage_given)
 {
 	MessageInput m;
+
+	for (int i = 0; i < 3; i++)
+	{
+		m.usage[i] = usage[i];
+		m.usage_given[i] = usage_given[i];
+	}
 
 	m.role = role;
 	m.content = content;

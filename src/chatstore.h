@@ -173,11 +173,13 @@ extern bool ChatstoreIsBlank(const char *s, int len);
 extern int	chatstore_max_tag_chars;
 extern int	chatstore_max_tags_per_conversation;
 extern void TagsInit(void);
-extern text *NormalizeTag(text *value, const char *what, bool stored);
+extern text *ChatstoreNormalizeTag(text *value, const char *what, bool stored);
 /* lifecycle.c: the application's state of a conversation */
 extern void ChatstoreCheckState(text *state, const char *argname);
 extern void ChatstoreCheckMetadataFilter(Jsonb *metadata, const char *argname);
 extern void ChatstoreConversationCompleted(pg_uuid_t *id) pg_attribute_noreturn();
+/* keys.c: the id of a keyed conversation, also checked by import_conversation */
+extern void ChatstoreKeyedConversationId(text *user_id, text *key, pg_uuid_t *id);
 /* append.c: append_by_key (keys.c) stores its message through append */
 extern Datum chatstore_append(PG_FUNCTION_ARGS);
 /* usage.c: the usage totals, also read by stats() */
@@ -185,7 +187,8 @@ extern void UsageTotals(TimestampTz since, TimestampTz until, bool by_day, bool 
 						bool by_user, text *user, text *time_zone);
 /* append.c: the message checks of append, shared with import_conversation */
 extern void ChatstoreValidateMessage(text *role, text *content, Jsonb **metadata,
-									 int32 *tokens, bool tokens_given, text *model);
+									 int32 *tokens, bool tokens_given, text *model,
+									 const int32 *usage, const bool *usage_given);
 extern void ChatstoreValidateIdempotencyKey(text *key);
 
 /* tokens.c */

@@ -7,10 +7,11 @@
  *
  *	{"format": "chatstore.conversation/1",
  *	 "conversation": {"id", "user_id", "title", "model", "metadata",
- *					  "created_at", "last_activity_at"},
+ *					  "created_at", "last_activity_at", "key", "state"},
  *	 "messages": [{"seq", "id", "role", "content", "metadata", "model",
- *				   "tokens", "created_at", "idempotency_key"}, ...],
- *	 "tags": []}
+ *				   "tokens", "created_at", "idempotency_key",
+ *				   "input_tokens", "output_tokens", "latency_ms"}, ...],
+ *	 "tags": [{"tag", "tagged_at"}, ...]}
  *
  * Times are UTC strings with microseconds ("2024-05-01T12:00:00.000000Z"),
  * whatever the session's TimeZone and DateStyle, so that one conversation
@@ -18,7 +19,9 @@
  * token_count, last_seq) are not exported: import computes them from the
  * messages.  Neither is the storage status (active or archived, with
  * archived_at): an import is always active, and the archiver archives it
- * again by its last_activity_at.
+ * again by its last_activity_at.  Nor is each message's user_id: it is the
+ * conversation's, and import writes it so.  Tags are sorted by tag in byte
+ * order, each with the time it was put on.
  *
  * Import validates everything as append does before it writes anything,
  * then inserts the conversation and all its messages (two statements), so
@@ -28,6 +31,14 @@
  * different conversation with that id raises 23505.  As a new conversation
  * (as_new) it gets a new conversation id and new message ids and keeps
  * everything else.
+ *
+ * A keyed conversation's id is derived from (user_id, key) (src/keys.c), so
+ * under its id the export's id must be that one (22023 otherwise), and as
+ * a new conversation it gets that id rather than a new one: the key stays
+ * usable with get_or_create_conversation and append_by_key.  For the same
+ * user the copy therefore collides with the original: when the stored one
+ * is the same but for its message ids, the import changes nothing and
+ * returns the id; otherwise 23505 (remove the key to import a copy).
  *
  * The export and the identity check of import share one SQL text
  * (EXPORT_JSON), fed by the tables or by the validated input, so both
@@ -62,52 +73,59 @@ PG_FUNCTION_INFO_V1(chatstore_transcript);
 #define TS_TEXT(col) \
 	"pg_catalog.to_char(pg_catalog.timezone('UTC', " col "), 'YYYY-MM-DD HH24:MI:SS \"UTC\"')"
 
-/*
- * The conversation object, from a row "c".
- * 1.1: add 'key', c.key and 'state', c.state here (and in IMPORT_CONVERSATION,
- * ImportConversation, ParseConversation and InsertConversation).
- */
+/* The conversation object, from a row "c". */
 #define CONVERSATION_JSON \
 	"pg_catalog.jsonb_build_object(" \
 	"'id', c.id, 'user_id', c.user_id, 'title', c.title, 'model', c.model," \
 	" 'metadata', c.metadata, 'created_at', " TS_JSON("c.created_at") "," \
-	" 'last_activity_at', " TS_JSON("c.last_activity_at") ")"
+	" 'last_activity_at', " TS_JSON("c.last_activity_at") "," \
+	" 'key', c.key, 'state', c.state)"
 
 /*
  * The columns of a message that an export holds, in this order: the stored
- * columns minus conversation_id (the conversation's) and archived_at.
- * 1.1: add input_tokens, output_tokens, latency_ms here, to MESSAGE_JSON,
- * to IMPORT_MESSAGES_FROM's types, to ImportMessage and ParseMessage.
- * (Each message's user_id is the conversation's: not exported, and written
- * by import from the conversation's user_id.)
+ * columns minus conversation_id and user_id (both the conversation's) and
+ * archived_at.
  */
 #define EXPORT_MESSAGE_COLUMNS \
-	"seq, id, role, content, metadata, model, tokens, created_at, idempotency_key"
-#define EXPORT_MESSAGE_NCOLUMNS		9
+	"seq, id, role, content, metadata, model, tokens, created_at, idempotency_key," \
+	" input_tokens, output_tokens, latency_ms"
+#define EXPORT_MESSAGE_NCOLUMNS		12
 
 /* One message object, from a row "m" of EXPORT_MESSAGE_COLUMNS. */
 #define MESSAGE_JSON \
 	"pg_catalog.jsonb_build_object(" \
 	"'seq', m.seq, 'id', m.id, 'role', m.role, 'content', m.content," \
 	" 'metadata', m.metadata, 'model', m.model, 'tokens', m.tokens," \
-	" 'created_at', " TS_JSON("m.created_at") ", 'idempotency_key', m.idempotency_key)"
+	" 'created_at', " TS_JSON("m.created_at") ", 'idempotency_key', m.idempotency_key," \
+	" 'input_tokens', m.input_tokens, 'output_tokens', m.output_tokens," \
+	" 'latency_ms', m.latency_ms)"
 
 /*
- * The tags of conversation c, sorted.  1.1 (chatstore.conversation_tag):
- * COALESCE((SELECT pg_catalog.jsonb_agg(t.tag ORDER BY t.tag)
- *   FROM chatstore.conversation_tag t
- *   WHERE t.conversation_id OPERATOR(pg_catalog.=) c.id), '[]')
+ * The tags read from tagsrc (an aliased "t" row source of tag, tagged_at),
+ * sorted in byte order as chatstore.tags() lists them.
  */
-#define TAGS_JSON			"'[]'::pg_catalog.jsonb"
+#define TAGS_JSON(tagsrc) \
+	"COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(" \
+	"   'tag', t.tag, 'tagged_at', " TS_JSON("t.tagged_at") ")" \
+	"   ORDER BY t.tag COLLATE pg_catalog.\"C\")" \
+	" FROM " tagsrc "), '[]'::pg_catalog.jsonb)"
 
-/* The whole export of conversation row "c", its messages read from msgsrc (an aliased "m" row source). */
+/* A stored conversation's tags. */
+#define STORED_TAGS_FROM \
+	"(SELECT tag, tagged_at FROM chatstore.conversation_tag" \
+	"   WHERE conversation_id OPERATOR(pg_catalog.=) c.id) t"
+
+/*
+ * The whole export of conversation row "c", its messages read from msgsrc
+ * (an aliased "m" row source) and its tags from tags (an aliased "t" one).
+ */
 #define EXPORT_JSON(msgsrc, tags) \
 	"pg_catalog.jsonb_build_object(" \
 	"'format', '" EXPORT_FORMAT "'::pg_catalog.text," \
 	" 'conversation', " CONVERSATION_JSON "," \
 	" 'messages', COALESCE((SELECT pg_catalog.jsonb_agg(" MESSAGE_JSON " ORDER BY m.seq)" \
 	"   FROM " msgsrc "), '[]'::pg_catalog.jsonb)," \
-	" 'tags', " tags ")"
+	" 'tags', " TAGS_JSON(tags) ")"
 
 /* A stored conversation's messages, live or archived. */
 #define STORED_MESSAGES_FROM \
@@ -130,8 +148,12 @@ typedef struct ImportMessage
 	int32		tokens;
 	TimestampTz created_at;
 	text	   *idempotency_key;	/* NULL: none */
-	/* 1.1: input_tokens, output_tokens, latency_ms (NULL: not given) */
+	int32		usage[3];		/* input_tokens, output_tokens, latency_ms */
+	bool		usage_given[3];	/* false: NULL */
 } ImportMessage;
+
+/* The usage figures of a message, in ImportMessage.usage order. */
+static const char *const usage_keys[3] = {"input_tokens", "output_tokens", "latency_ms"};
 
 /* A whole import, validated. */
 typedef struct ImportConversation
@@ -143,11 +165,22 @@ typedef struct ImportConversation
 	Jsonb	   *metadata;
 	TimestampTz created_at;
 	TimestampTz last_activity_at;
-	/* 1.1: key (NULL: none), state */
+	text	   *key;			/* NULL: none */
+	text	   *state;
 	int			nmessages;
 	ImportMessage *messages;
 	int64		token_count;
+	int			ntags;
+	text	  **tags;			/* normalized */
+	TimestampTz *tagged_at;
 } ImportConversation;
+
+/* Where in an import an error is: an element of messages or of tags. */
+typedef struct ImportPosition
+{
+	const char *array;			/* "messages" or "tags" */
+	int			position;		/* 1-based; 0: none */
+} ImportPosition;
 
 /*
  * Raise 22023 for an import document that does not follow the format.
@@ -161,14 +194,14 @@ BadImport(const char *what)
 			 errdetail("import_conversation reads the format \"" EXPORT_FORMAT "\" that export_conversation writes.")));
 }
 
-/* Error context of import: which element of messages is at fault. */
+/* Error context of import: which element of messages or tags is at fault. */
 static void
 ImportErrorContext(void *arg)
 {
-	int			position = *(int *) arg;
+	ImportPosition *pos = (ImportPosition *) arg;
 
-	if (position > 0)
-		errcontext("element %d of messages", position);
+	if (pos->position > 0)
+		errcontext("element %d of %s", pos->position, pos->array);
 }
 
 /* Look up a key of a JSON object container; NULL when absent or JSON null. */
@@ -290,7 +323,7 @@ CompareUuids(const void *a, const void *b)
 	return memcmp((*(pg_uuid_t *const *) a)->data, (*(pg_uuid_t *const *) b)->data, UUID_LEN);
 }
 
-/* qsort comparator of idempotency keys (texts, NULLs first) */
+/* qsort comparator of idempotency keys and tags (texts in byte order, NULLs first) */
 static int
 CompareKeys(const void *a, const void *b)
 {
@@ -311,14 +344,15 @@ CompareKeys(const void *a, const void *b)
 /*
  * Read and validate one element of "messages", at 1-based position.  The
  * checks are append's (role, content length and blank rule, metadata,
- * model, tokens, idempotency key); seq, when given, must be the position.
+ * model, tokens, usage figures, idempotency key); seq, when given, must be
+ * the position.
  */
 static void
 ParseMessage(JsonbValue *elem, int position, bool need_id, ImportMessage *m)
 {
 	static const char *const known[] = {
 		"seq", "id", "role", "content", "metadata", "model", "tokens", "created_at",
-		"idempotency_key"
+		"idempotency_key", "input_tokens", "output_tokens", "latency_ms"
 	};
 	JsonbContainer *obj = ObjectValue(elem, "a message");
 	JsonbValue *v;
@@ -358,10 +392,95 @@ ParseMessage(JsonbValue *elem, int position, bool need_id, ImportMessage *m)
 	}
 	m->created_at = TimestampValue(GetKey(obj, "created_at"), "created_at");
 	m->idempotency_key = TextValue(GetKey(obj, "idempotency_key"), "idempotency_key", false);
+	for (int i = 0; i < 3; i++)
+	{
+		m->usage[i] = 0;
+		m->usage_given[i] = false;
+		if ((v = GetKey(obj, usage_keys[i])) != NULL)
+		{
+			m->usage[i] = Int32Value(v, usage_keys[i]);
+			m->usage_given[i] = true;
+		}
+	}
 
-	ChatstoreValidateMessage(m->role, m->content, &m->metadata, &m->tokens, tokens_given, m->model);
+	ChatstoreValidateMessage(m->role, m->content, &m->metadata, &m->tokens, tokens_given, m->model,
+							 m->usage, m->usage_given);
 	if (m->idempotency_key != NULL)
 		ChatstoreValidateIdempotencyKey(m->idempotency_key);
+}
+
+/*
+ * Read and validate the "tags" array into conv, whose last_activity_at is
+ * known.  Each element is an export's {"tag": ..., "tagged_at": ...} or just
+ * the tag as a string; a tag without tagged_at takes the conversation's
+ * last activity (a fixed time, so that importing it twice is a no-op).
+ * Tags are normalized and limited as tag() does it (white space trimmed,
+ * chatstore.max_tag_chars, chatstore.max_tags_per_conversation); one tag
+ * twice is refused.
+ */
+static void
+ParseTags(JsonbValue *v, ImportConversation *conv)
+{
+	static const char *const known[] = {"tag", "tagged_at"};
+	ImportPosition pos = {"tags", 0};
+	ErrorContextCallback errcallback;
+	int			n;
+
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		BadImport("tags must be a JSON array");
+	n = JsonContainerSize(v->val.binary.data);
+	if (n > chatstore_max_tags_per_conversation)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the conversation would have %d tags", n),
+				 errdetail("A conversation may carry at most %d tags (chatstore.max_tags_per_conversation).",
+						   chatstore_max_tags_per_conversation),
+				 errhint("Remove tags from the export, or raise chatstore.max_tags_per_conversation.")));
+	conv->ntags = n;
+	conv->tags = palloc(sizeof(text *) * Max(n, 1));
+	conv->tagged_at = palloc(sizeof(TimestampTz) * Max(n, 1));
+
+	errcallback.callback = ImportErrorContext;
+	errcallback.arg = &pos;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(v->val.binary.data, i);
+		text	   *tag;
+
+		pos.position = i + 1;
+		conv->tagged_at[i] = conv->last_activity_at;
+		if (elem->type == jbvString)
+			tag = TextValue(elem, "a tag", true);
+		else if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
+			BadImport("a tag must be a string or a JSON object {\"tag\": ..., \"tagged_at\": ...}");
+		else
+		{
+			JsonbContainer *obj = elem->val.binary.data;
+			JsonbValue *t;
+
+			RejectUnknownKeys(obj, known, lengthof(known), "a tag");
+			tag = TextValue(GetKey(obj, "tag"), "tag", true);
+			if ((t = GetKey(obj, "tagged_at")) != NULL)
+				conv->tagged_at[i] = TimestampValue(t, "tagged_at");
+		}
+		conv->tags[i] = ChatstoreNormalizeTag(tag, "tag", true);
+	}
+	error_context_stack = errcallback.previous;
+
+	/* a tag names one row of conversation_tag: once each */
+	if (n > 1)
+	{
+		text	  **sorted = palloc(sizeof(text *) * n);
+
+		memcpy(sorted, conv->tags, sizeof(text *) * n);
+		qsort(sorted, n, sizeof(text *), CompareKeys);
+		for (int i = 1; i < n; i++)
+			if (CompareKeys(&sorted[i - 1], &sorted[i]) == 0)
+				BadImport(psprintf("tag \"%s\" appears twice",
+								   ChatstoreClip(VARDATA_ANY(sorted[i]), VARSIZE_ANY_EXHDR(sorted[i]))));
+	}
 }
 
 /*
@@ -373,13 +492,14 @@ ParseImport(Jsonb *data, bool need_id, ImportConversation *conv)
 {
 	static const char *const known_top[] = {"format", "conversation", "messages", "tags"};
 	static const char *const known_conv[] = {
-		"id", "user_id", "title", "model", "metadata", "created_at", "last_activity_at"
+		"id", "user_id", "title", "model", "metadata", "created_at", "last_activity_at",
+		"key", "state"
 	};
 	JsonbContainer *top;
 	JsonbContainer *obj;
 	JsonbValue *v;
 	text	   *format;
-	int			position = 0;
+	ImportPosition pos = {"messages", 0};
 	ErrorContextCallback errcallback;
 
 	if (!JB_ROOT_IS_OBJECT(data) || JB_ROOT_IS_SCALAR(data))
@@ -422,6 +542,20 @@ ParseImport(Jsonb *data, bool need_id, ImportConversation *conv)
 	}
 	else
 		conv->metadata = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	/* the key, checked as get_or_create_conversation checks it */
+	conv->key = TextValue(GetKey(obj, "key"), "key", false);
+	if (conv->key != NULL)
+	{
+		if (VARSIZE_ANY_EXHDR(conv->key) == 0)
+			BadImport("key must not be empty (leave it out, or null, for a conversation without a key)");
+		ChatstoreCheckIdentifier(conv->key, "key");
+	}
+	/* the application's state, as set_state checks it */
+	conv->state = TextValue(GetKey(obj, "state"), "state", false);
+	if (conv->state != NULL)
+		ChatstoreCheckState(conv->state, "state");
+	else
+		conv->state = cstring_to_text("active");
 	conv->created_at = TimestampValue(GetKey(obj, "created_at"), "created_at");
 	conv->last_activity_at = conv->created_at;
 
@@ -436,15 +570,15 @@ ParseImport(Jsonb *data, bool need_id, ImportConversation *conv)
 		conv->nmessages = JsonContainerSize(v->val.binary.data);
 		conv->messages = palloc0(sizeof(ImportMessage) * Max(conv->nmessages, 1));
 		errcallback.callback = ImportErrorContext;
-		errcallback.arg = &position;
+		errcallback.arg = &pos;
 		errcallback.previous = error_context_stack;
 		error_context_stack = &errcallback;
 		for (int i = 0; i < conv->nmessages; i++)
 		{
 			ImportMessage *m = &conv->messages[i];
 
-			position = i + 1;
-			ParseMessage(getIthJsonbValueFromContainer(v->val.binary.data, i), position, need_id, m);
+			pos.position = i + 1;
+			ParseMessage(getIthJsonbValueFromContainer(v->val.binary.data, i), pos.position, need_id, m);
 			conv->token_count += m->tokens;
 			if (m->created_at > conv->last_activity_at)
 				conv->last_activity_at = m->created_at;
@@ -483,20 +617,12 @@ ParseImport(Jsonb *data, bool need_id, ImportConversation *conv)
 								   ChatstoreClip(VARDATA_ANY(keys[i]), VARSIZE_ANY_EXHDR(keys[i]))));
 	}
 
-	/*
-	 * Tags.  1.1 (chatstore.conversation_tag): read them as an array of tag
-	 * strings, validated as tag() validates them, and store them after the
-	 * conversation.  Until then only an empty list is accepted.
-	 */
+	/* the tags, checked as tag() checks them */
+	conv->ntags = 0;
+	conv->tags = NULL;
+	conv->tagged_at = NULL;
 	if ((v = GetKey(top, "tags")) != NULL)
-	{
-		if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
-			BadImport("tags must be a JSON array");
-		if (JsonContainerSize(v->val.binary.data) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("importing tags is not supported yet")));
-	}
+		ParseTags(v, conv);
 }
 
 /* A one-dimensional array of n Datums of type elemtype (nulls may be NULL). */
@@ -533,6 +659,14 @@ MessageArrays(ImportConversation *conv, Datum *args)
 	Datum	   *times = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *keys = palloc(sizeof(Datum) * Max(n, 1));
 	bool	   *key_nulls = palloc(sizeof(bool) * Max(n, 1));
+	Datum	   *usage[3];
+	bool	   *usage_nulls[3];
+
+	for (int u = 0; u < 3; u++)
+	{
+		usage[u] = palloc(sizeof(Datum) * Max(n, 1));
+		usage_nulls[u] = palloc(sizeof(bool) * Max(n, 1));
+	}
 
 	for (int i = 0; i < n; i++)
 	{
@@ -549,6 +683,11 @@ MessageArrays(ImportConversation *conv, Datum *args)
 		times[i] = TimestampTzGetDatum(m->created_at);
 		keys[i] = PointerGetDatum(m->idempotency_key);
 		key_nulls[i] = m->idempotency_key == NULL;
+		for (int u = 0; u < 3; u++)
+		{
+			usage[u][i] = Int32GetDatum(m->usage[u]);
+			usage_nulls[u][i] = !m->usage_given[u];
+		}
 	}
 	args[0] = MakeArray(seqs, NULL, n, INT4OID);
 	args[1] = MakeArray(ids, NULL, n, UUIDOID);
@@ -559,20 +698,44 @@ MessageArrays(ImportConversation *conv, Datum *args)
 	args[6] = MakeArray(tokens, NULL, n, INT4OID);
 	args[7] = MakeArray(times, NULL, n, TIMESTAMPTZOID);
 	args[8] = MakeArray(keys, key_nulls, n, TEXTOID);
+	for (int u = 0; u < 3; u++)
+		args[9 + u] = MakeArray(usage[u], usage_nulls[u], n, INT4OID);
 }
 
 /* The types of MessageArrays' arrays, in order. */
 static const Oid message_array_types[EXPORT_MESSAGE_NCOLUMNS] = {
 	INT4ARRAYOID, UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID,
-	INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID
+	INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID
 };
 
-/* The arrays of MessageArrays, given as parameters $a .. $i, as a row source "m". */
-#define UNNEST_MESSAGES(a, b, c, d, e, f, g, h, i) \
+/* The arrays of MessageArrays, given as parameters $a .. $l, as a row source "m". */
+#define UNNEST_MESSAGES(a, b, c, d, e, f, g, h, i, j, k, l) \
 	"ROWS FROM (pg_catalog.unnest($" a "), pg_catalog.unnest($" b "), pg_catalog.unnest($" c ")," \
 	" pg_catalog.unnest($" d "), pg_catalog.unnest($" e "), pg_catalog.unnest($" f ")," \
-	" pg_catalog.unnest($" g "), pg_catalog.unnest($" h "), pg_catalog.unnest($" i "))" \
+	" pg_catalog.unnest($" g "), pg_catalog.unnest($" h "), pg_catalog.unnest($" i ")," \
+	" pg_catalog.unnest($" j "), pg_catalog.unnest($" k "), pg_catalog.unnest($" l "))" \
 	" AS m (" EXPORT_MESSAGE_COLUMNS ")"
+
+/* The tags of an import, given as parameters $a (text[]) and $b (timestamptz[]), as a row source "t". */
+#define UNNEST_TAGS(a, b) \
+	"ROWS FROM (pg_catalog.unnest($" a "), pg_catalog.unnest($" b ")) AS t (tag, tagged_at)"
+
+/* Fill args[0] and args[1] with the tags of conv and their times, as arrays. */
+static void
+TagArrays(ImportConversation *conv, Datum *args)
+{
+	int			n = conv->ntags;
+	Datum	   *tags = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *times = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		tags[i] = PointerGetDatum(conv->tags[i]);
+		times[i] = TimestampTzGetDatum(conv->tagged_at[i]);
+	}
+	args[0] = MakeArray(tags, NULL, n, TEXTOID);
+	args[1] = MakeArray(times, NULL, n, TIMESTAMPTZOID);
+}
 
 /*
  * The export of stored conversation id, or NULL when it does not exist (or
@@ -591,7 +754,7 @@ ExportStored(pg_uuid_t *id, Actor *actor, bool read_only)
 	args[0] = UUIDPGetDatum(id);
 	ChatstoreActorArg(actor, &args[1], &nulls[1]);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
-										"SELECT " EXPORT_JSON(STORED_MESSAGES_FROM, TAGS_JSON)
+										"SELECT " EXPORT_JSON(STORED_MESSAGES_FROM, STORED_TAGS_FROM)
 										" FROM chatstore.conversation c"
 										" WHERE c.id OPERATOR(pg_catalog.=) $1"
 										"   AND ($2 IS NULL OR c.user_id OPERATOR(pg_catalog.=) $2)",
@@ -613,15 +776,17 @@ static Jsonb *
 ExportOfInput(ImportConversation *conv, pg_uuid_t *id)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[7 + EXPORT_MESSAGE_NCOLUMNS] = {
-		UUIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID
+	Oid			argtypes[9 + EXPORT_MESSAGE_NCOLUMNS + 2] = {
+		UUIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID
 	};
-	Datum		args[7 + EXPORT_MESSAGE_NCOLUMNS];
-	char		nulls[7 + EXPORT_MESSAGE_NCOLUMNS];
+	Datum		args[9 + EXPORT_MESSAGE_NCOLUMNS + 2];
+	char		nulls[9 + EXPORT_MESSAGE_NCOLUMNS + 2];
 	bool		isnull;
 	int			rc;
 
-	memcpy(argtypes + 7, message_array_types, sizeof(message_array_types));
+	memcpy(argtypes + 9, message_array_types, sizeof(message_array_types));
+	argtypes[9 + EXPORT_MESSAGE_NCOLUMNS] = TEXTARRAYOID;
+	argtypes[9 + EXPORT_MESSAGE_NCOLUMNS + 1] = TIMESTAMPTZARRAYOID;
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = UUIDPGetDatum(id);
 	args[1] = PointerGetDatum(conv->user_id);
@@ -632,13 +797,19 @@ ExportOfInput(ImportConversation *conv, pg_uuid_t *id)
 	args[4] = JsonbPGetDatum(conv->metadata);
 	args[5] = TimestampTzGetDatum(conv->created_at);
 	args[6] = TimestampTzGetDatum(conv->last_activity_at);
-	MessageArrays(conv, args + 7);
+	args[7] = PointerGetDatum(conv->key);
+	nulls[7] = conv->key == NULL ? 'n' : ' ';
+	args[8] = PointerGetDatum(conv->state);
+	MessageArrays(conv, args + 9);
+	TagArrays(conv, args + 9 + EXPORT_MESSAGE_NCOLUMNS);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
-										"SELECT " EXPORT_JSON(UNNEST_MESSAGES("8", "9", "10", "11", "12", "13", "14", "15", "16"),
-															  TAGS_JSON)
+										"SELECT " EXPORT_JSON(UNNEST_MESSAGES("10", "11", "12", "13", "14", "15", "16", "17",
+																			  "18", "19", "20", "21"),
+															  UNNEST_TAGS("22", "23"))
 										" FROM (SELECT $1 AS id, $2 AS user_id, $3 AS title, $4 AS model,"
-										"   $5 AS metadata, $6 AS created_at, $7 AS last_activity_at) c",
-										7 + EXPORT_MESSAGE_NCOLUMNS, argtypes),
+										"   $5 AS metadata, $6 AS created_at, $7 AS last_activity_at,"
+										"   $8 AS key, $9 AS state) c",
+										9 + EXPORT_MESSAGE_NCOLUMNS + 2, argtypes),
 						  args, nulls, true, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "chatstore: import comparison failed: %s", SPI_result_code_string(rc));
@@ -654,12 +825,12 @@ static bool
 InsertConversation(ImportConversation *conv, pg_uuid_t *id)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[10] = {
+	static const Oid argtypes[12] = {
 		UUIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT8OID, INT4OID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID
 	};
-	Datum		args[10];
-	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		args[12];
+	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			rc;
 
 	args[0] = UUIDPGetDatum(id);
@@ -674,13 +845,16 @@ InsertConversation(ImportConversation *conv, pg_uuid_t *id)
 	args[7] = Int32GetDatum(conv->nmessages);
 	args[8] = TimestampTzGetDatum(conv->created_at);
 	args[9] = TimestampTzGetDatum(conv->last_activity_at);
+	args[10] = PointerGetDatum(conv->key);
+	nulls[10] = conv->key == NULL ? 'n' : ' ';
+	args[11] = PointerGetDatum(conv->state);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
 										"INSERT INTO chatstore.conversation"
 										" (id, user_id, title, model, metadata, message_count, token_count,"
-										"  last_seq, created_at, last_activity_at)"
-										" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+										"  last_seq, created_at, last_activity_at, key, state)"
+										" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 										" ON CONFLICT (id) DO NOTHING",
-										10, argtypes),
+										12, argtypes),
 						  args, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "chatstore: conversation insert failed: %s", SPI_result_code_string(rc));
@@ -688,44 +862,107 @@ InsertConversation(ImportConversation *conv, pg_uuid_t *id)
 }
 
 /*
- * Insert every message of conv into conversation id, in one statement.
- * Requires SPI.
+ * Insert every message of conv into conversation id, in one statement, each
+ * with the conversation's user_id as append writes it.  Requires SPI.
  */
 static void
 InsertMessages(ImportConversation *conv, pg_uuid_t *id)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1 + EXPORT_MESSAGE_NCOLUMNS] = {UUIDOID};
-	Datum		args[1 + EXPORT_MESSAGE_NCOLUMNS];
+	Oid			argtypes[2 + EXPORT_MESSAGE_NCOLUMNS] = {UUIDOID, TEXTOID};
+	Datum		args[2 + EXPORT_MESSAGE_NCOLUMNS];
 	int			rc;
 
 	if (conv->nmessages == 0)
 		return;
-	memcpy(argtypes + 1, message_array_types, sizeof(message_array_types));
+	memcpy(argtypes + 2, message_array_types, sizeof(message_array_types));
 	args[0] = UUIDPGetDatum(id);
-	MessageArrays(conv, args + 1);
+	args[1] = PointerGetDatum(conv->user_id);
+	MessageArrays(conv, args + 2);
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
 										"INSERT INTO chatstore.message"
-										" (conversation_id, " EXPORT_MESSAGE_COLUMNS ")"
-										" SELECT $1, " EXPORT_MESSAGE_COLUMNS
-										" FROM " UNNEST_MESSAGES("2", "3", "4", "5", "6", "7", "8", "9", "10"),
-										1 + EXPORT_MESSAGE_NCOLUMNS, argtypes),
+										" (conversation_id, user_id, " EXPORT_MESSAGE_COLUMNS ")"
+										" SELECT $1, $2, " EXPORT_MESSAGE_COLUMNS
+										" FROM " UNNEST_MESSAGES("3", "4", "5", "6", "7", "8", "9", "10", "11",
+																 "12", "13", "14"),
+										2 + EXPORT_MESSAGE_NCOLUMNS, argtypes),
 						  args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) conv->nmessages)
 		elog(ERROR, "chatstore: message import failed: %s", SPI_result_code_string(rc));
 }
 
 /*
- * Raise 23505: conversation id exists and is not the one being imported.
+ * Insert the tags of conv on conversation id, just inserted, each with the
+ * conversation's user_id, as tag() stores them.  Requires SPI.
  */
 static void
-ImportConflict(pg_uuid_t *id)
+InsertTags(ImportConversation *conv, pg_uuid_t *id)
 {
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[4] = {UUIDOID, TEXTOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		args[4];
+	int			rc;
+
+	if (conv->ntags == 0)
+		return;
+	args[0] = UUIDPGetDatum(id);
+	args[1] = PointerGetDatum(conv->user_id);
+	TagArrays(conv, args + 2);
+	rc = SPI_execute_plan(ChatstorePlan(&plan,
+										"INSERT INTO chatstore.conversation_tag"
+										" (conversation_id, tag, user_id, tagged_at)"
+										" SELECT $1, t.tag, $2, t.tagged_at FROM " UNNEST_TAGS("3", "4")
+										" ON CONFLICT (conversation_id, tag) DO NOTHING",
+										4, argtypes),
+						  args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "chatstore: tag import failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Raise 23505: conversation id exists and is not the one being imported.
+ * keyed: the id is the one derived from the export's (user_id, key), which
+ * as_new cannot change.
+ */
+static void
+ImportConflict(pg_uuid_t *id, ImportConversation *conv, bool keyed)
+{
+	if (keyed)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("conversation %s exists already", ChatstoreUuidText(id)),
+				 errdetail("The export has key \"%s\", and the conversation of that key of user %s is stored and differs from the export; an import never replaces a stored conversation.",
+						   ChatstoreClip(VARDATA_ANY(conv->key), VARSIZE_ANY_EXHDR(conv->key)),
+						   ChatstoreClip(VARDATA_ANY(conv->user_id), VARSIZE_ANY_EXHDR(conv->user_id))),
+				 errhint("A keyed conversation's id is derived from its user_id and key: delete the stored conversation first, or remove the key (or change it) to import a copy.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("conversation %s exists already", ChatstoreUuidText(id)),
 			 errdetail("A conversation with this id is stored and differs from the export; an import never replaces a stored conversation."),
 			 errhint("Delete the stored conversation first, or import with as_new => true.")));
+}
+
+/*
+ * Give conv's messages the ids of the stored export's messages, in seq
+ * order, so that an as_new import of a keyed conversation compares with the
+ * stored one on everything but the message ids it generated.  Returns false
+ * when the message counts differ (they are different conversations then).
+ */
+static bool
+TakeStoredMessageIds(ImportConversation *conv, Jsonb *stored)
+{
+	JsonbValue *v = GetKey(&stored->root, "messages");
+	JsonbContainer *messages;
+
+	if (v == NULL || v->type != jbvBinary)
+		elog(ERROR, "chatstore: an export without messages");
+	messages = v->val.binary.data;
+	if (JsonContainerSize(messages) != (uint32) conv->nmessages)
+		return false;
+	for (int i = 0; i < conv->nmessages; i++)
+		conv->messages[i].id = UuidValue(GetKey(ObjectValue(getIthJsonbValueFromContainer(messages, i),
+															"a message"), "id"), "id");
+	return true;
 }
 
 /*
@@ -762,12 +999,14 @@ chatstore_export_conversation(PG_FUNCTION_ARGS)
  * chatstore.import_conversation(data jsonb, as_new boolean) RETURNS uuid
  *
  * Validates the whole document first (the format, then every message as
- * append does), then stores the conversation and its messages in one go.
- * Under its id: when a conversation with that id exists already, the call
- * changes nothing and returns the id if the stored one is the same
- * (compared as exports), and raises 23505 otherwise.  The declared user
- * (chatstore.user_id) must be the conversation's user_id (42501); admins
- * import for anyone.
+ * append does, then the tags as tag() does), then stores the conversation,
+ * its messages and its tags in one go.  Under its id: when a conversation
+ * with that id exists already, the call changes nothing and returns the id
+ * if the stored one is the same (compared as exports), and raises 23505
+ * otherwise.  A keyed conversation's id is the one derived from (user_id,
+ * key), under its id and as new (see the head of this file).  The declared
+ * user (chatstore.user_id) must be the conversation's user_id (42501);
+ * admins import for anyone.
  */
 Datum
 chatstore_import_conversation(PG_FUNCTION_ARGS)
@@ -794,29 +1033,54 @@ chatstore_import_conversation(PG_FUNCTION_ARGS)
 						   text_to_cstring(actor.user_id), text_to_cstring(conv.user_id))));
 
 	/*
-	 * As a new conversation: new ids, made as create_conversation and append
-	 * make them.  1.1: a conversation with a key has the id derived from
-	 * (user_id, key) instead, and so conflicts with the original for the
-	 * same user.
+	 * A keyed conversation's id is derived from (user_id, key), as
+	 * get_or_create_conversation derives it: an export under its id must
+	 * have that id, and as new it gets that id.
 	 */
+	if (conv.key != NULL)
+	{
+		pg_uuid_t  *keyed = palloc(sizeof(pg_uuid_t));
+
+		ChatstoreKeyedConversationId(conv.user_id, conv.key, keyed);
+		if (!as_new && memcmp(keyed->data, conv.id->data, UUID_LEN) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid conversation export: the id of a conversation with a key must be derived from its user_id and key"),
+					 errdetail("The conversation has key \"%s\" and id %s, but the id of that key of user %s is %s.",
+							   ChatstoreClip(VARDATA_ANY(conv.key), VARSIZE_ANY_EXHDR(conv.key)),
+							   ChatstoreUuidText(conv.id),
+							   ChatstoreClip(VARDATA_ANY(conv.user_id), VARSIZE_ANY_EXHDR(conv.user_id)),
+							   ChatstoreUuidText(keyed)),
+					 errhint("chatstore.conversation_id(user_id, key) gives the id; to change the user_id or key of an export, import it with as_new => true.")));
+		id = keyed;
+	}
+	else if (as_new)
+	{
+		/* as a new conversation: a new id, made as create_conversation makes it */
+		id = palloc(sizeof(pg_uuid_t));
+		GenerateUuidV7(id, GetCurrentTimestamp());
+	}
+	else
+		id = conv.id;
+
+	/* as a new conversation: new message ids, made as append makes them */
 	if (as_new)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
-		id = palloc(sizeof(pg_uuid_t));
-		GenerateUuidV7(id, now);
 		for (int i = 0; i < conv.nmessages; i++)
 		{
 			conv.messages[i].id = palloc(sizeof(pg_uuid_t));
 			GenerateUuidV7(conv.messages[i].id, now);
 		}
 	}
-	else
-		id = conv.id;
 
 	ChatstoreConnect(fcinfo, &call);
 	if (InsertConversation(&conv, id))
+	{
 		InsertMessages(&conv, id);
+		InsertTags(&conv, id);
+	}
 	else
 	{
 		/*
@@ -831,7 +1095,7 @@ chatstore_import_conversation(PG_FUNCTION_ARGS)
 			Actor		admin = {ACTOR_ADMIN, NULL};
 
 			if (ChatstoreConversationStatus(id, false, &admin, NULL) != CONV_MISSING)
-				ImportConflict(id);		/* another user's */
+				ImportConflict(id, &conv, conv.key != NULL);	/* another user's */
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("conversation %s was deleted while being imported", ChatstoreUuidText(id)),
@@ -839,9 +1103,10 @@ chatstore_import_conversation(PG_FUNCTION_ARGS)
 		}
 		stored = ExportStored(id, &actor, false);
 		if (stored == NULL ||
+			(as_new && !TakeStoredMessageIds(&conv, stored)) ||
 			!DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(stored),
 											  JsonbPGetDatum(ExportOfInput(&conv, id)))))
-			ImportConflict(id);
+			ImportConflict(id, &conv, conv.key != NULL);
 	}
 	ChatstoreFinish(&call);
 	PG_RETURN_UUID_P(id);
@@ -850,9 +1115,11 @@ chatstore_import_conversation(PG_FUNCTION_ARGS)
 /*
  * chatstore.transcript(conversation_id uuid) RETURNS text
  *
- * A plain-text transcript for people: a header (title, id, user, model,
- * times in UTC, message count), then each message as "role (time):" and
- * its content, separated by blank lines.  Tool calls kept in metadata
+ * A plain-text transcript for people: a header (title, id, user, key,
+ * model, state, tags, times in UTC, message count), then each message as
+ * "role (time, ...):" and its content, separated by blank lines; the
+ * parentheses also hold the message's name, model, tool call id and usage
+ * (tokens in and out, latency) when it has them.  Tool calls kept in metadata
  * (tool_calls, as the chat API writes them) show as one line each, their
  * arguments cut at 200 characters.
  */
@@ -884,7 +1151,11 @@ chatstore_transcript(PG_FUNCTION_ARGS)
 	rc = SPI_execute_plan(ChatstorePlan(&header,
 										"SELECT COALESCE(c.title, '(untitled)'), c.id::pg_catalog.text, c.user_id, c.model,"
 										" " TS_TEXT("c.created_at") ", " TS_TEXT("c.last_activity_at") ","
-										" " TS_TEXT("c.archived_at") ", c.message_count::pg_catalog.text"
+										" " TS_TEXT("c.archived_at") ", c.message_count::pg_catalog.text,"
+										" c.key, c.state,"
+										" (SELECT pg_catalog.string_agg(t.tag, ', ' ORDER BY t.tag COLLATE pg_catalog.\"C\")"
+										"    FROM chatstore.conversation_tag t"
+										"   WHERE t.conversation_id OPERATOR(pg_catalog.=) c.id)"
 										" FROM chatstore.conversation c"
 										" WHERE c.id OPERATOR(pg_catalog.=) $1"
 										"   AND ($2 IS NULL OR c.user_id OPERATOR(pg_catalog.=) $2)",
@@ -901,8 +1172,13 @@ chatstore_transcript(PG_FUNCTION_ARGS)
 	appendStringInfo(&buf, "Conversation: %s\n", SPI_getvalue(tuptable->vals[0], desc, 1));
 	appendStringInfo(&buf, "Id: %s\n", SPI_getvalue(tuptable->vals[0], desc, 2));
 	appendStringInfo(&buf, "User: %s\n", SPI_getvalue(tuptable->vals[0], desc, 3));
+	if (SPI_getvalue(tuptable->vals[0], desc, 9) != NULL)
+		appendStringInfo(&buf, "Key: %s\n", SPI_getvalue(tuptable->vals[0], desc, 9));
 	if (SPI_getvalue(tuptable->vals[0], desc, 4) != NULL)
 		appendStringInfo(&buf, "Model: %s\n", SPI_getvalue(tuptable->vals[0], desc, 4));
+	appendStringInfo(&buf, "State: %s\n", SPI_getvalue(tuptable->vals[0], desc, 10));
+	if (SPI_getvalue(tuptable->vals[0], desc, 11) != NULL)
+		appendStringInfo(&buf, "Tags: %s\n", SPI_getvalue(tuptable->vals[0], desc, 11));
 	appendStringInfo(&buf, "Created: %s\n", SPI_getvalue(tuptable->vals[0], desc, 5));
 	appendStringInfo(&buf, "Last activity: %s\n", SPI_getvalue(tuptable->vals[0], desc, 6));
 	if (SPI_getvalue(tuptable->vals[0], desc, 7) != NULL)
@@ -928,7 +1204,8 @@ chatstore_transcript(PG_FUNCTION_ARGS)
 										"         FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof("
 										"                m.metadata OPERATOR(pg_catalog.->) 'tool_calls') OPERATOR(pg_catalog.=) 'array'"
 										"              THEN m.metadata OPERATOR(pg_catalog.->) 'tool_calls' END)"
-										"              WITH ORDINALITY AS e (call, n)) t)"
+										"              WITH ORDINALITY AS e (call, n)) t),"
+										" m.input_tokens, m.output_tokens, m.latency_ms"
 										" FROM (SELECT c.id, c.archived_at FROM chatstore.conversation c"
 										"       WHERE c.id OPERATOR(pg_catalog.=) $1) c"
 										" CROSS JOIN LATERAL " STORED_MESSAGES_FROM
@@ -947,6 +1224,9 @@ chatstore_transcript(PG_FUNCTION_ARGS)
 		char	   *call_id = SPI_getvalue(row, desc, 5);
 		char	   *content = SPI_getvalue(row, desc, 6);
 		char	   *calls = SPI_getvalue(row, desc, 7);
+		char	   *input_tokens = SPI_getvalue(row, desc, 8);
+		char	   *output_tokens = SPI_getvalue(row, desc, 9);
+		char	   *latency_ms = SPI_getvalue(row, desc, 10);
 
 		appendStringInfo(&buf, "\n%s (%s", SPI_getvalue(row, desc, 1), SPI_getvalue(row, desc, 2));
 		if (name != NULL)
@@ -955,6 +1235,12 @@ chatstore_transcript(PG_FUNCTION_ARGS)
 			appendStringInfo(&buf, ", model %s", model);
 		if (call_id != NULL)
 			appendStringInfo(&buf, ", for %s", call_id);
+		if (input_tokens != NULL)
+			appendStringInfo(&buf, ", %s tokens in", input_tokens);
+		if (output_tokens != NULL)
+			appendStringInfo(&buf, ", %s tokens out", output_tokens);
+		if (latency_ms != NULL)
+			appendStringInfo(&buf, ", %s ms", latency_ms);
 		appendStringInfoString(&buf, "):\n");
 		if (content[0] != '\0')
 			appendStringInfo(&buf, "%s\n", content);

@@ -69,9 +69,10 @@ IdentifierArg(FunctionCallInfo fcinfo, int argno, const char *argname)
  * chatstore_key_namespace.  The length prefix makes the name tell the two
  * apart, so ('a', 'bc') and ('ab', 'c') get different ids.  In Python:
  * uuid.uuid5(namespace, f"{len(user_id.encode())}:{user_id}{key}").
+ * import_conversation (export.c) checks a keyed export's id with it.
  */
-static void
-KeyedConversationId(text *user_id, text *key, pg_uuid_t *id)
+void
+ChatstoreKeyedConversationId(text *user_id, text *key, pg_uuid_t *id)
 {
 	pg_cryptohash_ctx *ctx;
 	uint8		digest[SHA1_DIGEST_LENGTH];
@@ -225,7 +226,7 @@ chatstore_conversation_id(PG_FUNCTION_ARGS)
 	text	   *key = IdentifierArg(fcinfo, 1, "key");
 	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
 
-	KeyedConversationId(user_id, key, id);
+	ChatstoreKeyedConversationId(user_id, key, id);
 	PG_RETURN_UUID_P(id);
 }
 
@@ -255,7 +256,7 @@ chatstore_get_or_create_conversation(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(4))
 		ChatstoreCheckIdentifier(PG_GETARG_TEXT_PP(4), "model");
 	RequireActorIs(user_id);
-	KeyedConversationId(user_id, key, id);
+	ChatstoreKeyedConversationId(user_id, key, id);
 
 	ChatstoreConnect(fcinfo, &call);
 	(void) EnsureKeyedConversation(id, user_id, key,
@@ -299,7 +300,7 @@ chatstore_append_by_key(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	RequireActorIs(user_id);
-	KeyedConversationId(user_id, key, id);
+	ChatstoreKeyedConversationId(user_id, key, id);
 
 	ChatstoreConnect(fcinfo, &call);
 	(void) EnsureKeyedConversation(id, user_id, key, (Datum) 0, true, (Datum) 0, true,

@@ -872,7 +872,7 @@ chatstore_search(PG_FUNCTION_ARGS)
 	nulls[0] = nulls[1] = nulls[2] = nulls[10] = ' ';
 	args[10] = Int32GetDatum(max_results);
 	nulls[11] = PG_ARGISNULL(10) ? 'n' : ' ';
-	args[11] = PG_ARGISNULL(10) ? (Datum) 0 : PointerGetDatum(NormalizeTag(PG_GETARG_TEXT_PP(10), "tag", false));
+	args[11] = PG_ARGISNULL(10) ? (Datum) 0 : PointerGetDatum(ChatstoreNormalizeTag(PG_GETARG_TEXT_PP(10), "tag", false));
 	nulls[12] = PG_ARGISNULL(11) ? 'n' : ' ';
 	args[12] = PG_ARGISNULL(11) ? (Datum) 0 : PG_GETARG_DATUM(11);
 

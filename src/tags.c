@@ -88,9 +88,10 @@ TagsInit(void)
  * when it is longer than chatstore.max_tag_chars code points.  Tags only
  * looked up are not held to the length limit, so a tag stored before the
  * limit was lowered can still be removed.  "what" names the argument.
+ * import_conversation (export.c) reads an export's tags with it.
  */
 text *
-NormalizeTag(text *value, const char *what, bool stored)
+ChatstoreNormalizeTag(text *value, const char *what, bool stored)
 {
 	const char *s = VARDATA_ANY(value);
 	int			len = VARSIZE_ANY_EXHDR(value);
@@ -147,7 +148,7 @@ TagArray(FunctionCallInfo fcinfo, int argno, bool stored)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("tags must not contain null"),
 					 errdetail("Element %d of tags is null.", i + 1)));
-		elems[i] = PointerGetDatum(NormalizeTag(DatumGetTextPP(elems[i]), "tag", stored));
+		elems[i] = PointerGetDatum(ChatstoreNormalizeTag(DatumGetTextPP(elems[i]), "tag", stored));
 	}
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
@@ -339,8 +340,8 @@ chatstore_rename_tag(PG_FUNCTION_ARGS)
 	ChatstoreRequireArg(fcinfo, 0, "user_id");
 	ChatstoreRequireArg(fcinfo, 1, "old_tag");
 	ChatstoreRequireArg(fcinfo, 2, "new_tag");
-	old_tag = NormalizeTag(PG_GETARG_TEXT_PP(1), "old_tag", false);
-	new_tag = NormalizeTag(PG_GETARG_TEXT_PP(2), "new_tag", true);
+	old_tag = ChatstoreNormalizeTag(PG_GETARG_TEXT_PP(1), "old_tag", false);
+	new_tag = ChatstoreNormalizeTag(PG_GETARG_TEXT_PP(2), "new_tag", true);
 	ChatstoreGetActor(&actor);
 	if (!ChatstoreActorIs(&actor, PG_GETARG_TEXT_PP(0)))
 		PG_RETURN_INT64(0);		/* another user's tags: none to see */
@@ -411,7 +412,7 @@ chatstore_delete_tag(PG_FUNCTION_ARGS)
 	ChatstoreRequireArg(fcinfo, 0, "user_id");
 	ChatstoreRequireArg(fcinfo, 1, "tag");
 	args[0] = PG_GETARG_DATUM(0);
-	args[1] = PointerGetDatum(NormalizeTag(PG_GETARG_TEXT_PP(1), "tag", false));
+	args[1] = PointerGetDatum(ChatstoreNormalizeTag(PG_GETARG_TEXT_PP(1), "tag", false));
 	ChatstoreGetActor(&actor);
 	if (!ChatstoreActorIs(&actor, PG_GETARG_TEXT_PP(0)))
 		PG_RETURN_INT64(0);		/* another user's tags: none to see */
@@ -510,7 +511,7 @@ chatstore_conversations_by_tag(PG_FUNCTION_ARGS)
 					 errdetail("status must be 'active', 'archived', or NULL for both.")));
 	}
 	args[0] = PG_GETARG_DATUM(0);
-	args[1] = PointerGetDatum(NormalizeTag(PG_GETARG_TEXT_PP(1), "tag", false));
+	args[1] = PointerGetDatum(ChatstoreNormalizeTag(PG_GETARG_TEXT_PP(1), "tag", false));
 	args[2] = PG_ARGISNULL(2) ? TimestampTzGetDatum(DT_NOBEGIN) :
 		TimestampTzGetDatum(ChatstoreIntervalAgo(NULL, NULL, PG_GETARG_INTERVAL_P(2), "active_since"));
 	memset(max_uuid.data, 0xFF, UUID_LEN);

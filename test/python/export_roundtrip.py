@@ -5,6 +5,12 @@ with chatstore.import_conversation (under its id), and exported again from B: th
 JSON. On the way it also checks that importing the same export again is a no-op returning the id, that an import as
 a new conversation differs only in its ids, and that archived conversations export as they did when active.
 
+The 1.1 fields ride along: every third conversation is keyed (created by get_or_create_conversation, so its id is
+derived from user and key), some are paused or completed (set_state), assistant replies carry usage figures
+(input_tokens, output_tokens, latency_ms through append_many), and every other conversation is tagged (tag(), one
+tag with non-ASCII letters). A keyed conversation imported as new keeps its key, hence its id: into the database that
+holds it already, that import is a no-op returning the id.
+
 Run with Debian's Python (/usr/bin/python3, package python3-psycopg). Databases: EXPORT_DB_A and EXPORT_DB_B (the
 rest of the connection from the PG* variables). Data: CHATSTORE_DATA_DIR, default ../shared/data next to the
 project; skips (exit 77) when it is absent. All of it: 2,938 conversations, 13,718 messages, about 15 seconds.
@@ -50,6 +56,18 @@ def hh_turns(transcript):
             for who, text in zip(parts[1::2], parts[2::2])]
 
 
+def usage(messages, n):
+    """Usage figures on some assistant replies, as an application would pass them; some figures left out."""
+    for i, m in enumerate(messages):
+        if m["role"] == "assistant" and (i + n) % 3 != 2:
+            m["input_tokens"] = 40 * i + n % 97
+            if (i + n) % 5 != 0:
+                m["output_tokens"] = len(m["content"]) // 4
+            if (i + n) % 7 != 0:
+                m["latency_ms"] = 300 + (n * 37 + i) % 5000
+    return messages
+
+
 def load_conversations():
     """The conversations to store: (user_id, title, messages)."""
     conversations = []
@@ -57,7 +75,7 @@ def load_conversations():
         for n, line in enumerate(f):
             tree = json.loads(line)
             for path in oasst_paths(tree["prompt"], []):
-                conversations.append((f"oasst-{n % 7}", path[0]["content"][:80], path))
+                conversations.append((f"oasst-{n % 7}", path[0]["content"][:80], usage(path, n)))
     with gzip.open(HH, "rt", encoding="utf-8") as f:
         for n, line in enumerate(f):
             pair = json.loads(line)
@@ -73,12 +91,20 @@ def load_conversations():
                 if m["role"] == "assistant" and i % 4 == 1:
                     m["model"] = "hh-assistant"
                     m["tokens"] = len(m["content"]) // 4
-            conversations.append((f"hh-{n % 11}", None, chosen))
+            conversations.append((f"hh-{n % 11}", None, usage(chosen, n)))
     return conversations
 
 
 def canonical(doc):
     return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def extras(k):
+    """The 1.1 fields of the k-th conversation: (key, state, tags)."""
+    key = f"session-{k}" if k % 3 == 0 else None
+    state = {1: "paused", 2: "completed"}.get(k % 8, None)
+    tags = [] if k % 2 else [f"topic-{k % 5}", "Reisen über Nacht" if k % 4 == 0 else "work", f" padded-{k % 3} "]
+    return key, state, tags
 
 
 def without_ids(doc):
@@ -101,13 +127,29 @@ def main():
         for db in (a, b):
             db.execute("CREATE EXTENSION chatstore")
         # database A: stored as an application stores them
+        keyed = set()
         with a.transaction():
-            for user_id, title, messages in conversations:
-                cid = a.execute("SELECT chatstore.create_conversation(%s, %s, %s, %s)",
-                                (user_id, title, Jsonb({"source": user_id.split("-")[0]}), "model-a")).fetchone()[0]
+            for k, (user_id, title, messages) in enumerate(conversations):
+                key, state, tags = extras(k)
+                metadata = Jsonb({"source": user_id.split("-")[0]})
+                if key is None:
+                    cid = a.execute("SELECT chatstore.create_conversation(%s, %s, %s, %s)",
+                                    (user_id, title, metadata, "model-a")).fetchone()[0]
+                else:
+                    cid = a.execute("SELECT chatstore.get_or_create_conversation(%s, %s, %s, %s, %s)",
+                                    (user_id, key, title, metadata, "model-a")).fetchone()[0]
+                    keyed.add(cid)
                 if messages:
                     a.execute("SELECT count(*) FROM chatstore.append_many(%s, %s)", (cid, Jsonb(messages)))
+                if state:
+                    a.execute("SELECT 1 FROM chatstore.set_state(%s, %s)", (cid, state))
+                if tags:
+                    a.execute("SELECT chatstore.tag(%s, VARIADIC %s)", (cid, tags))
                 ids.append(cid)
+        shown = a.execute("SELECT count(*) FILTER (WHERE key IS NOT NULL), count(*) FILTER (WHERE state <> 'active'),"
+                          " (SELECT count(*) FROM chatstore.conversation_tag),"
+                          " (SELECT count(*) FROM chatstore.message WHERE input_tokens IS NOT NULL)"
+                          " FROM chatstore.conversation").fetchone()
         # some of them archived: the archive exports the same document
         archived = ids[::5]
         with a.transaction():
@@ -133,12 +175,17 @@ def main():
                     if twice != cid:
                         bad += 1
                         print("second import returned another id for", cid)
-                # as a new conversation: only the ids differ
-                if k % 25 == 0:
+                # as a new conversation: only the ids differ; a keyed one keeps its key and id, so here (where it
+                # is stored) the import is a no-op
+                if k % 25 == 0 or (cid in keyed and k % 10 == 3):
                     new = b.execute("SELECT chatstore.import_conversation(%s, true)",
                                     (Jsonb(exported),)).fetchone()[0]
                     copy = b.execute("SELECT chatstore.export_conversation(%s)", (new,)).fetchone()[0]
-                    if new == cid or canonical(without_ids(copy)) != canonical(without_ids(exported)):
+                    if cid in keyed:
+                        if new != cid or canonical(copy) != canonical(exported):
+                            bad += 1
+                            print("keyed import as new is not the stored conversation for", cid, new)
+                    elif new == cid or canonical(without_ids(copy)) != canonical(without_ids(exported)):
                         bad += 1
                         print("import as new differs beyond its ids for", cid)
         # the counters are computed, not copied: they match A's
@@ -156,9 +203,13 @@ def main():
         if nb != (len(ids), n_messages):
             bad += 1
             print("database B holds", nb, "expected", (len(ids), n_messages))
-    print(f"export-roundtrip: {len(ids)} conversations ({len(archived)} archived in A), {n_messages} messages "
+    print(f"export-roundtrip: {len(ids)} conversations ({len(archived)} archived in A; {shown[0]} keyed, "
+          f"{shown[1]} paused or completed, {shown[2]} tags, {shown[3]} messages with usage), {n_messages} messages "
           f"exported from A, imported into B and exported again;"
           f" {bad} differ")
+    if not all(shown):
+        print("export-roundtrip: the data lacks keys, states, tags or usage")
+        bad += 1
     return 1 if bad else 0
 
 
