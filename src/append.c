@@ -502,7 +502,7 @@ chatstore_append(PG_FUNCTION_ARGS)
 	ChatstoreConnect(fcinfo, &call);
 	if (idempotency_key != NULL)
 	{
-		switch (ChatstoreConversationStatus(conversation_id, true, &actor, NULL))
+		switch (ChatstoreConversationStatus(conversation_id, CONV_LOCK_NO_KEY, &actor, NULL))
 		{
 			case CONV_MISSING:
 				ChatstoreConversationNotFound(conversation_id);

@@ -677,15 +677,21 @@ ChatstoreConversationArchived(pg_uuid_t *id)
  * when it belongs to another user, or the actor sees nobody's),
  * CONV_ACTIVE or CONV_ARCHIVED; *archived_at (when not NULL) gets its
  * archive time, which names the archive partition holding its messages.
- * With lock, the row is locked FOR UPDATE, so the answer stays true until
- * the transaction ends.  Requires SPI.
+ * With lock CONV_LOCK_UPDATE the row is locked FOR UPDATE, so the answer
+ * stays true until the transaction ends; CONV_LOCK_NO_KEY locks it FOR NO
+ * KEY UPDATE, as an append's UPDATE of the row would, which leaves the
+ * FOR KEY SHARE of get_or_create_conversation (and of foreign key checks)
+ * alone: an append with an idempotency key in a transaction that got its
+ * conversation by key must not deadlock with another doing the same.
+ * Requires SPI.
  */
 char
-ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor,
+ChatstoreConversationStatus(pg_uuid_t *id, int lock, Actor *actor,
 							TimestampTz *archived_at)
 {
 	static SPIPlanPtr plain = NULL;
 	static SPIPlanPtr locking = NULL;
+	static SPIPlanPtr locking_no_key = NULL;
 	static const Oid argtypes[2] = {UUIDOID, TEXTOID};
 	Datum		args[2];
 	char		nulls[2] = {' ', ' '};
@@ -698,7 +704,14 @@ ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor,
 		return CONV_MISSING;
 	args[0] = UUIDPGetDatum(id);
 	ChatstoreActorArg(actor, &args[1], &nulls[1]);
-	if (lock)
+	if (lock == CONV_LOCK_NO_KEY)
+		plan = ChatstorePlan(&locking_no_key,
+							 "SELECT archived_at FROM chatstore.conversation"
+							 " WHERE id OPERATOR(pg_catalog.=) $1"
+							 "   AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.=) $2)"
+							 " FOR NO KEY UPDATE",
+							 2, argtypes);
+	else if (lock)
 		plan = ChatstorePlan(&locking,
 							 "SELECT archived_at FROM chatstore.conversation"
 							 " WHERE id OPERATOR(pg_catalog.=) $1"

@@ -128,7 +128,7 @@ extern const char *ChatstoreDeclaredUser(bool *stale);
 extern bool ChatstoreCallerIsAdmin(void);
 extern bool ChatstoreActorIs(Actor *actor, text *user_id);
 extern void ChatstoreActorArg(Actor *actor, Datum *value, char *isnull);
-extern char ChatstoreConversationStatus(pg_uuid_t *id, bool lock, Actor *actor,
+extern char ChatstoreConversationStatus(pg_uuid_t *id, int lock, Actor *actor,
 										TimestampTz *archived_at);
 extern void ChatstoreInitSRF(FunctionCallInfo fcinfo);
 extern void ChatstorePutValues(FunctionCallInfo fcinfo, Datum *values,
@@ -146,6 +146,11 @@ extern char *ChatstoreClip(const char *value, int len);
 #define CONV_MISSING	'\0'
 #define CONV_ACTIVE		'a'
 #define CONV_ARCHIVED	'r'
+
+/* How ChatstoreConversationStatus locks the row (true means CONV_LOCK_UPDATE) */
+#define CONV_LOCK_NONE		0
+#define CONV_LOCK_UPDATE	1
+#define CONV_LOCK_NO_KEY	2
 
 /* archive.c: the archiver's steps, also run by the background worker */
 extern int64 ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages);
