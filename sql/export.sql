@@ -327,3 +327,10 @@ SELECT chatstore.transcript('01900000-0000-7000-8000-000000000004') ~ E'\nArchiv
 
 DROP OWNED BY regress_export_app;
 DROP ROLE regress_export_app;
+
+-- a conversation without a key cannot take the id of a key (it would squat on another user's key)
+SELECT chatstore.import_conversation(jsonb_build_object('format', 'chatstore.conversation/1',
+  'conversation', jsonb_build_object('id', chatstore.conversation_id('alice', 'tab-42'), 'user_id', 'bob',
+                                     'created_at', '2024-05-01T12:00:00Z')));
+\echo :SQLSTATE
+SELECT count(*) FROM chatstore.conversation WHERE id = chatstore.conversation_id('alice', 'tab-42');

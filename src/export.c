@@ -1061,7 +1061,21 @@ chatstore_import_conversation(PG_FUNCTION_ARGS)
 		GenerateUuidV7(id, GetCurrentTimestamp());
 	}
 	else
+	{
+		/*
+		 * Version 5 ids are the ids of keys (chatstore.conversation_id): a
+		 * conversation without a key must not take one, or it would squat on
+		 * that key of whoever it belongs to.
+		 */
+		if ((conv.id->data[6] >> 4) == 5)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid conversation export: a conversation without a key cannot have the id of a key"),
+					 errdetail("Id %s is a version 5 UUID, the kind chatstore.conversation_id(user_id, key) derives.",
+							   ChatstoreUuidText(conv.id)),
+					 errhint("Give the export its key, or import it with as_new => true.")));
 		id = conv.id;
+	}
 
 	/* as a new conversation: new message ids, made as append makes them */
 	if (as_new)
