@@ -170,7 +170,8 @@ def main():
                             "chatstore.uuidv7() AS m2").fetchone()
             return c.execute("SELECT chatstore.import_conversation(%s) AS id", (Jsonb({
                 "format": "chatstore.conversation/1",
-                "conversation": {"id": str(ids["c"]), "user_id": "user1", "created_at": "2020-01-01T10:00:00Z"},
+                "conversation": {"id": str(ids["c"]), "user_id": "user1", "key": "old",
+                                 "created_at": "2020-01-01T10:00:00Z"},
                 "messages": [{"id": str(ids["m1"]), "role": "user", "content": "An old question",
                               "created_at": "2020-01-01T10:00:00Z"},
                              {"id": str(ids["m2"]), "role": "assistant", "content": "An old answer",
