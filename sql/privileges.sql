@@ -263,6 +263,24 @@ SELECT chatstore.grant_app('regress_chat_blanket');
 SET ROLE regress_chat_blanket;
 SELECT chatstore.is_admin();
 RESET ROLE;
+-- the policies call is_admin() on every row, and it remembers its answer at each call site while the role, the
+-- transaction and the command stay the same: a PL/pgSQL expression, kept for the whole transaction, still sees a
+-- change of admin_role (written directly here, so that no catalog change replans the expression) and of role at
+-- once (answers as regress_chat_blanket: before it is an admin, as one, after; then as the superuser)
+DO $$
+DECLARE
+  answers text := '';
+BEGIN
+  FOR step IN 1..4 LOOP
+    IF step = 2 THEN INSERT INTO chatstore.admin_role VALUES ('regress_chat_blanket'); END IF;
+    IF step = 3 THEN DELETE FROM chatstore.admin_role WHERE role_name = 'regress_chat_blanket'; END IF;
+    IF step < 4 THEN PERFORM pg_catalog.set_config('role', 'regress_chat_blanket', true); END IF;
+    answers := answers || chatstore.is_admin()::text || ' ';
+    PERFORM pg_catalog.set_config('role', 'none', true);
+  END LOOP;
+  RAISE NOTICE 'is_admin: %', answers;
+END
+$$;
 -- a member of an admin role that inherits its privileges is an admin; one that does not inherit is not
 CREATE ROLE regress_chat_ops IN ROLE regress_chat_admin;
 CREATE ROLE regress_chat_noinherit NOINHERIT IN ROLE regress_chat_admin;

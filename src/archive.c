@@ -61,8 +61,9 @@ PG_FUNCTION_INFO_V1(chatstore_erase_user);
  */
 #define PARTITION_POLICY \
 	"CREATE POLICY archived_message_of_user ON chatstore.%s FOR SELECT" \
-	" USING (EXISTS (SELECT 1 FROM chatstore.conversation c" \
-	" WHERE c.id OPERATOR(pg_catalog.=) conversation_id))"
+	" USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('chatstore.user_id', true)" \
+	" OR (COALESCE(pg_catalog.current_setting('chatstore.user_id', true), '') OPERATOR(pg_catalog.=) ''" \
+	" AND chatstore.is_admin()))"
 
 /*
  * The search index of every partition: message_search_idx in chatstore.sql

@@ -680,7 +680,9 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA chatstore FROM PUBLIC;
 
 -- Row-level security for roles that read the tables directly: with chatstore.user_id set, that user's rows;
 -- without it, every row for an admin and none for an app role.  The functions run as the extension's owner
--- and filter by chatstore.user_id themselves.
+-- and filter by chatstore.user_id themselves.  Every chat table carries its owner's user id, so each policy is
+-- one expression over the row, without a subquery (Citus refuses subqueries in policies); is_admin() remembers
+-- its answer for the rest of the scan, so it costs one lookup per query, not one per row.
 ALTER TABLE chatstore.conversation ENABLE ROW LEVEL SECURITY;
 ALTER TABLE chatstore.message ENABLE ROW LEVEL SECURITY;
 ALTER TABLE chatstore.archived_message ENABLE ROW LEVEL SECURITY;
@@ -689,15 +691,18 @@ ALTER TABLE chatstore.conversation_tag ENABLE ROW LEVEL SECURITY;
 CREATE POLICY conversation_of_user ON chatstore.conversation FOR SELECT
 USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('chatstore.user_id', true)
        OR (COALESCE(pg_catalog.current_setting('chatstore.user_id', true), '') OPERATOR(pg_catalog.=) ''
-           AND (SELECT chatstore.is_admin())));
+           AND chatstore.is_admin()));
 
 CREATE POLICY message_of_user ON chatstore.message FOR SELECT
-USING (EXISTS (SELECT 1 FROM chatstore.conversation c WHERE c.id OPERATOR(pg_catalog.=) conversation_id));
+USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('chatstore.user_id', true)
+       OR (COALESCE(pg_catalog.current_setting('chatstore.user_id', true), '') OPERATOR(pg_catalog.=) ''
+           AND chatstore.is_admin()));
 
 CREATE POLICY archived_message_of_user ON chatstore.archived_message FOR SELECT
-USING (EXISTS (SELECT 1 FROM chatstore.conversation c WHERE c.id OPERATOR(pg_catalog.=) conversation_id));
+USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('chatstore.user_id', true)
+       OR (COALESCE(pg_catalog.current_setting('chatstore.user_id', true), '') OPERATOR(pg_catalog.=) ''
+           AND chatstore.is_admin()));
 
--- Tags carry their owner's user id, so their policy needs no subquery (is_admin() is a plain call).
 CREATE POLICY conversation_tag_of_user ON chatstore.conversation_tag FOR SELECT
 USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('chatstore.user_id', true)
        OR (COALESCE(pg_catalog.current_setting('chatstore.user_id', true), '') OPERATOR(pg_catalog.=) ''

@@ -31,6 +31,7 @@
 #include "miscadmin.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -334,15 +335,56 @@ chatstore_revoke(PG_FUNCTION_ARGS)
 }
 
 /*
+ * What chatstore.is_admin() answered at one call site (fn_extra): for which
+ * role, in which transaction and command.
+ */
+typedef struct IsAdminCache
+{
+	Oid			role;
+	LocalTransactionId lxid;
+	CommandId	cid;
+	bool		is_admin;
+} IsAdminCache;
+
+/*
  * chatstore.is_admin() RETURNS boolean
  *
  * Whether the calling role acts for every user when chatstore.user_id is
- * not set; the tables' row-level security policies use it.
+ * not set; the tables' row-level security policies use it.  A policy calls
+ * it for every row it filters (a policy holds no subquery, so no initplan
+ * evaluates it once: Citus refuses subqueries in policies), and the answer
+ * is an SPI lookup of chatstore.admin_role.  So each call site remembers
+ * its answer in fn_extra for as long as the role, the transaction and the
+ * command are the same: once per scan, like an initplan, and asked again
+ * after anything the transaction changed (grant_admin, revoke, a write to
+ * admin_role) or under another role.  That is what STABLE promises.
  */
 Datum
 chatstore_is_admin(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(ChatstoreCallerIsAdmin());
+	IsAdminCache *cache = (IsAdminCache *) fcinfo->flinfo->fn_extra;
+	Oid			role = GetUserId();
+#if PG_VERSION_NUM >= 170000
+	LocalTransactionId lxid = MyProc->vxid.lxid;
+#else
+	LocalTransactionId lxid = MyProc->lxid;
+#endif
+	CommandId	cid = GetCurrentCommandId(false);
+
+	if (cache != NULL && cache->role == role && cache->lxid == lxid && cache->cid == cid)
+		PG_RETURN_BOOL(cache->is_admin);
+	if (cache == NULL)
+	{
+		cache = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(IsAdminCache));
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	/* invalid until the lookup has returned (it may throw) */
+	cache->role = InvalidOid;
+	cache->is_admin = ChatstoreCallerIsAdmin();
+	cache->lxid = lxid;
+	cache->cid = cid;
+	cache->role = role;
+	PG_RETURN_BOOL(cache->is_admin);
 }
 
 /*
