@@ -137,6 +137,40 @@ SELECT chatstore.import_conversation(jsonb_set(:'bad', '{messages,1,created_at}'
 \echo :SQLSTATE
 SELECT chatstore.import_conversation(:'bad'::jsonb #- '{messages,1,created_at}');
 \echo :SQLSTATE
+-- a time needs its UTC offset or Z: without one it would be read in the session's TimeZone; "now" and the other
+-- special values mean another time at each import
+SET TimeZone = 'Asia/Tokyo';
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{messages,1,created_at}', '"2024-06-01T00:00:01"'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,created_at}', '"2024-06-01 00:00:00"'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,created_at}', '"now"'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,created_at}', '"2024-06-01"'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,last_activity_at}', '"today"'));
+\echo :SQLSTATE
+RESET TimeZone;
+-- any offset is accepted (what to_jsonb() of a timestamptz writes in any TimeZone), in these forms
+SELECT chatstore.import_conversation(jsonb_set(jsonb_set(jsonb_set(:'bad',
+         '{conversation,created_at}', '"2024-06-01T02:00:00+02:00"'),
+         '{messages,0,created_at}', '"2024-05-31 19:00:00.000000-05"'),
+         '{messages,1,created_at}', '"2024-06-01T05:30:01+0530"')) = '01900000-0000-7000-8000-0000000000b1' AS offsets_accepted;
+SELECT created_at AT TIME ZONE 'UTC' AS created_utc FROM chatstore.get_conversation('01900000-0000-7000-8000-0000000000b1');
+SELECT seq, created_at AT TIME ZONE 'UTC' AS created_utc FROM chatstore.history('01900000-0000-7000-8000-0000000000b1');
+SELECT chatstore.delete_conversation('01900000-0000-7000-8000-0000000000b1');
+-- the conversation's times enclose its messages' (usage() and the listings rely on it): refused, not corrected
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,last_activity_at}', '"2024-06-01T00:00:00.5Z"'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,created_at}', '"2024-06-01T00:00:00.000001Z"'));
+\echo :SQLSTATE
+SELECT chatstore.import_conversation(jsonb_set(jsonb_set(:'bad', '{messages}', '[]'),
+         '{conversation,last_activity_at}', '"2024-05-31T23:59:59Z"'));
+\echo :SQLSTATE
+-- equal times are fine: created with its first message, last active at its newest
+SELECT chatstore.import_conversation(jsonb_set(:'bad', '{conversation,last_activity_at}', '"2024-06-01T00:00:01Z"'))
+       = '01900000-0000-7000-8000-0000000000b1' AS equal_times_accepted;
+SELECT chatstore.delete_conversation('01900000-0000-7000-8000-0000000000b1');
 SELECT chatstore.import_conversation(jsonb_set(:'bad', '{messages,1,id}', '"not-a-uuid"'));
 \echo :SQLSTATE
 SELECT chatstore.import_conversation(jsonb_set(:'bad', '{messages,1,id}', '"01900000-0000-7000-8000-0000000000b2"'));

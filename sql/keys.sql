@@ -46,6 +46,14 @@ SELECT seq, content FROM chatstore.append_by_key('kuser', 'tab-7f3a', 'user', 'O
 SELECT seq, content FROM chatstore.append_by_key('kuser', 'tab-7f3a', 'user', 'Once', idempotency_key => 'msg-1');
 SELECT message_count, last_seq, token_count = (SELECT sum(tokens) FROM chatstore.message WHERE conversation_id = :'ktab') AS tokens_counted
 FROM chatstore.get_conversation(:'ktab');
+-- the usage of the model call, as append stores it (by name and by position)
+SELECT seq, input_tokens, output_tokens, latency_ms
+FROM chatstore.append_by_key('kuser', 'tab-7f3a', 'assistant', 'Measured', input_tokens => 120, output_tokens => 30, latency_ms => 850);
+SELECT seq, input_tokens, output_tokens, latency_ms
+FROM chatstore.append_by_key('kuser', 'tab-7f3a', 'assistant', 'Positional', NULL, NULL, 'gpt-4o-mini', NULL, 7, 8, 9);
+SELECT seq, input_tokens, output_tokens, latency_ms FROM chatstore.message WHERE conversation_id = :'ktab' AND seq >= 4 ORDER BY seq;
+SELECT chatstore.append_by_key('kuser', 'never-made', 'assistant', 'ok', latency_ms => -1);
+\echo :SQLSTATE
 -- ... and the same validation: a bad message is refused and the conversation is not created either
 SELECT chatstore.append_by_key('kuser', 'never-made', 'narrator', 'Once upon a time');
 \echo :SQLSTATE
@@ -127,7 +135,7 @@ SELECT chatstore.grant_app('regress_keys_app');
 SELECT p::text AS function, has_function_privilege('regress_keys_app', p, 'EXECUTE') AS granted
 FROM unnest(ARRAY['chatstore.conversation_id(text, text)',
                   'chatstore.get_or_create_conversation(text, text, text, jsonb, text)',
-                  'chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text)']::regprocedure[]) p;
+                  'chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text, integer, integer, integer)']::regprocedure[]) p;
 SET ROLE regress_keys_app;
 SELECT chatstore.append_by_key('kapp', 'default', 'user', 'Hello');
 \echo :SQLSTATE

@@ -198,12 +198,16 @@ SELECT r ->> 'relation' LIKE 'chatstore.archived_message_%' AS archive,
          = (r ->> 'total_bytes')::bigint AS parts_add_up,
        jsonb_typeof(r -> 'rows_estimate') IN ('number', 'null') AS rows_estimate_ok
 FROM chatstore.storage() s, jsonb_array_elements(s.relations) r
-ORDER BY 1, r ->> 'relation' LIMIT 3;
+ORDER BY 1, r ->> 'relation' LIMIT 4;
 SELECT array_agg(r ->> 'archive_month' ORDER BY r ->> 'archive_month') =
        (SELECT array_agg(to_char(to_date(right(c.relname, 6), 'YYYYMM'), 'YYYY-MM') ORDER BY c.relname)
         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'chatstore.archived_message'::regclass) AS every_month_present
 FROM chatstore.storage() s, jsonb_array_elements(s.relations) r WHERE r ->> 'archive_month' IS NOT NULL;
+-- the live relations: the conversations, their tags and the messages (live_bytes is their sum, checked above)
+SELECT r ->> 'relation' AS live_relation
+FROM chatstore.storage() s, jsonb_array_elements(s.relations) WITH ORDINALITY AS e(r, n)
+WHERE r ->> 'archive_month' IS NULL ORDER BY n;
 -- row estimates after ANALYZE
 ANALYZE chatstore.message;
 SELECT (r ->> 'rows_estimate')::bigint AS message_rows

@@ -296,22 +296,99 @@ UuidValue(JsonbValue *v, const char *what)
 	return DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(text_to_cstring(s))));
 }
 
+/* Skip exactly n ASCII digits at *p; false when they are not there. */
+static bool
+SkipDigits(const char **p, int n)
+{
+	for (int i = 0; i < n; i++, (*p)++)
+		if (**p < '0' || **p > '9')
+			return false;
+	return true;
+}
+
 /*
- * A JSON string holding a finite timestamp with time zone, such as an
- * export's "2024-05-01T12:00:00.000000Z"; a time without zone is read in
- * the session's TimeZone.  Raises 22023 or 22007 otherwise.
+ * Whether s has the form of an ISO 8601 date and time with an explicit UTC
+ * offset: YYYY-MM-DD, 'T' (or a space), HH:MM[:SS[.fraction]], then 'Z' or
+ * +HH[[:]MM[[:]SS]] / -HH...  That is what export_conversation writes
+ * ("2024-05-01T12:00:00.000000Z") and what to_jsonb() of a timestamptz
+ * writes ("2024-05-01T14:00:00+02:00").  Only the form is checked here
+ * (timestamptz_in checks the values): it refuses a time without an offset,
+ * which timestamptz_in would read in the session's TimeZone, and the
+ * special values ("now", "today", "epoch", "infinity"), whose meaning
+ * depends on when or where the document is read.
+ */
+static bool
+IsTimeWithOffset(const char *s)
+{
+	const char *p = s;
+
+	if (!SkipDigits(&p, 4))
+		return false;
+	while (*p >= '0' && *p <= '9')	/* years after 9999 */
+		p++;
+	if (*p++ != '-' || !SkipDigits(&p, 2) || *p++ != '-' || !SkipDigits(&p, 2))
+		return false;
+	if (*p != 'T' && *p != 't' && *p != ' ')
+		return false;
+	p++;
+	if (!SkipDigits(&p, 2) || *p++ != ':' || !SkipDigits(&p, 2))
+		return false;
+	if (*p == ':')
+	{
+		p++;
+		if (!SkipDigits(&p, 2))
+			return false;
+		if (*p == '.')
+		{
+			p++;
+			if (!SkipDigits(&p, 1))
+				return false;
+			while (*p >= '0' && *p <= '9')
+				p++;
+		}
+	}
+	if (*p == 'Z' || *p == 'z')
+		return p[1] == '\0';
+	if (*p != '+' && *p != '-')
+		return false;
+	p++;
+	if (!SkipDigits(&p, 2))
+		return false;
+	for (int part = 0; part < 2 && *p != '\0'; part++)
+	{
+		if (*p == ':')
+			p++;
+		if (!SkipDigits(&p, 2))
+			return false;
+	}
+	return *p == '\0';
+}
+
+/*
+ * A JSON string holding a finite timestamp with time zone, written with
+ * an explicit UTC offset or 'Z' (see IsTimeWithOffset), such as an
+ * export's "2024-05-01T12:00:00.000000Z", so that a document means the
+ * same time whatever the importing session's TimeZone.  Raises 22023 (not
+ * a string) or 22007 otherwise.
  */
 static TimestampTz
 TimestampValue(JsonbValue *v, const char *what)
 {
-	text	   *s = TextValue(v, what, true);
+	char	   *s = text_to_cstring(TextValue(v, what, true));
 	TimestampTz ts;
 
+	if (!IsTimeWithOffset(s))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+				 errmsg("invalid conversation export: %s must be an ISO 8601 time with a UTC offset or Z", what),
+				 errdetail("%s is \"%s\". A time must give its UTC offset so that the document means the same instant in every session, whatever its TimeZone; special values such as \"now\" are refused for the same reason.",
+						   what, ChatstoreClip(s, strlen(s))),
+				 errhint("Write times as export_conversation does, e.g. \"2024-05-01T12:00:00Z\", or with an offset such as \"2024-05-01T14:00:00+02:00\"; to_jsonb() of a timestamptz writes one.")));
 	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-												 CStringGetDatum(text_to_cstring(s)),
+												 CStringGetDatum(s),
 												 ObjectIdGetDatum(InvalidOid),
 												 Int32GetDatum(-1)));
-	if (TIMESTAMP_NOT_FINITE(ts))
+	if (TIMESTAMP_NOT_FINITE(ts))	/* can't happen: refused by its form */
 		BadImport(psprintf("%s must be a finite time", what));
 	return ts;
 }
@@ -483,6 +560,69 @@ ParseTags(JsonbValue *v, ImportConversation *conv)
 	}
 }
 
+/* A time as an export writes it: UTC, microseconds, "Z". */
+static char *
+ExportTimeText(TimestampTz ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		elog(ERROR, "chatstore: timestamp out of range");
+	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+					tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}
+
+/*
+ * Raise 22023 when the conversation's times do not enclose its messages'
+ * (and each other): created_at after its oldest message or after its
+ * last_activity_at, last_activity_at before its newest message.  chatstore
+ * keeps created_at <= every message's created_at <= last_activity_at, and
+ * usage(), list_conversations(), conversations_by_tag() and the archiver
+ * rely on it (usage(for_user => ...) starts from the conversations active
+ * since the period began and created before it ended).  The document is
+ * refused rather than corrected, so that an import under its id stays
+ * exactly the document (its export gives it back); leaving last_activity_at
+ * out computes it from the messages.
+ */
+static void
+CheckImportTimes(ImportConversation *conv)
+{
+	int			oldest = -1;
+	int			newest = -1;
+
+	for (int i = 0; i < conv->nmessages; i++)
+	{
+		if (oldest < 0 || conv->messages[i].created_at < conv->messages[oldest].created_at)
+			oldest = i;
+		if (newest < 0 || conv->messages[i].created_at > conv->messages[newest].created_at)
+			newest = i;
+	}
+	if (oldest >= 0 && conv->created_at > conv->messages[oldest].created_at)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid conversation export: the conversation's created_at is later than its oldest message"),
+				 errdetail("The conversation was created at %s, message %d at %s.",
+						   ExportTimeText(conv->created_at), oldest + 1,
+						   ExportTimeText(conv->messages[oldest].created_at)),
+				 errhint("A conversation is created no later than its first message.")));
+	if (newest >= 0 && conv->last_activity_at < conv->messages[newest].created_at)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid conversation export: the conversation's last_activity_at is earlier than its newest message"),
+				 errdetail("Its last_activity_at is %s, message %d was created at %s.",
+						   ExportTimeText(conv->last_activity_at), newest + 1,
+						   ExportTimeText(conv->messages[newest].created_at)),
+				 errhint("Leave last_activity_at out to have it computed from the messages.")));
+	if (conv->last_activity_at < conv->created_at)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid conversation export: the conversation's last_activity_at is earlier than its created_at"),
+				 errdetail("Its last_activity_at is %s, its created_at %s.",
+						   ExportTimeText(conv->last_activity_at), ExportTimeText(conv->created_at)),
+				 errhint("Leave last_activity_at out to have it computed from the messages.")));
+}
+
 /*
  * Read and validate a whole import document into *conv.  need_id: every id
  * must be there (an import under its id).  Nothing is written.
@@ -589,6 +729,7 @@ ParseImport(Jsonb *data, bool need_id, ImportConversation *conv)
 	/* last activity: as exported, else the newest of the times above */
 	if ((v = GetKey(obj, "last_activity_at")) != NULL)
 		conv->last_activity_at = TimestampValue(v, "last_activity_at");
+	CheckImportTimes(conv);
 
 	/* a message id names one message */
 	if (need_id && conv->nmessages > 1)

@@ -273,7 +273,8 @@ chatstore_get_or_create_conversation(PG_FUNCTION_ARGS)
 
 /*
  * chatstore.append_by_key(user_id text, key text, role text, content text,
- *		metadata jsonb, tokens int, model text, idempotency_key text)
+ *		metadata jsonb, tokens int, model text, idempotency_key text,
+ *		input_tokens int, output_tokens int, latency_ms int)
  *		RETURNS chatstore.message
  *
  * Appends to user_id's conversation with this key, creating it first (with

@@ -81,7 +81,7 @@ static const char *const app_functions[] = {
 	"chatstore.conversations_by_tag(text, text, interval, integer, uuid, text)",
 	"chatstore.conversation_id(text, text)",
 	"chatstore.get_or_create_conversation(text, text, text, jsonb, text)",
-	"chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text)",
+	"chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text, integer, integer, integer)",
 	"chatstore.append(uuid, text, text, jsonb, integer, text, text, integer, integer, integer)",
 	"chatstore.usage(timestamptz, timestamptz, text[], text, text)",
 	"chatstore.daily_volume(integer, text)",

@@ -330,7 +330,8 @@ chatstore_daily_volume(PG_FUNCTION_ARGS)
  *		last_run_error, relations)
  *
  * Seed 001's maintenance checklist in one call, for admins only: the size
- * of the live tables and of each archive month (heap, indexes, TOAST, from
+ * of the live tables (conversation, conversation_tag, message: tags stay
+ * with the conversation row when it is archived) and of each archive month (heap, indexes, TOAST, from
  * PostgreSQL's size functions; row counts are the planner's estimates,
  * pg_class.reltuples, NULL before the first VACUUM or ANALYZE), the active
  * conversation idle the longest and for how long, and the newest run of the
@@ -360,6 +361,7 @@ chatstore_storage(PG_FUNCTION_ARGS)
 									   "  SELECT c.oid, c.reltuples, c.reltoastrelid, NULL::pg_catalog.date AS month"
 									   "  FROM pg_catalog.pg_class c"
 									   "  WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY['chatstore.conversation'::pg_catalog.regclass,"
+									   "                                       'chatstore.conversation_tag'::pg_catalog.regclass,"
 									   "                                       'chatstore.message'::pg_catalog.regclass]::pg_catalog.oid[])"
 									   "  UNION ALL"
 									   "  SELECT c.oid, c.reltuples, c.reltoastrelid,"

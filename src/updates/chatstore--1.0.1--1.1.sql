@@ -241,18 +241,21 @@ CREATE FUNCTION chatstore.append_by_key(
     metadata jsonb DEFAULT NULL,
     tokens integer DEFAULT NULL,
     model text DEFAULT NULL,
-    idempotency_key text DEFAULT NULL)
+    idempotency_key text DEFAULT NULL,
+    input_tokens integer DEFAULT NULL,
+    output_tokens integer DEFAULT NULL,
+    latency_ms integer DEFAULT NULL)
 RETURNS chatstore.message
 AS 'MODULE_PATHNAME', 'chatstore_append_by_key'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text) IS
+COMMENT ON FUNCTION chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text, integer, integer, integer) IS
     'append() to user_id''s conversation with this key, creating the conversation on first use';
 
 -- Not granted to PUBLIC, like every function: chatstore.grant_app() grants them (run it again for each app role).
 REVOKE ALL ON FUNCTION chatstore.conversation_id(text, text),
     chatstore.get_or_create_conversation(text, text, text, jsonb, text),
-    chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text) FROM PUBLIC;
+    chatstore.append_by_key(text, text, text, text, jsonb, integer, text, text, integer, integer, integer) FROM PUBLIC;
 
 
 CREATE FUNCTION chatstore.usage(

@@ -201,7 +201,8 @@ def main():
     check("storage(): the archive has its months (this one holds the archived conversation; the next is made "
           "ahead)", s["archive_months"] >= 1 and s["archive_bytes"] > 0, True)
     check("storage(): one row per relation, live tables first",
-          [r["relation"] for r in s["relations"]][:2], ["chatstore.conversation", "chatstore.message"])
+          [r["relation"] for r in s["relations"]][:3],
+          ["chatstore.conversation", "chatstore.conversation_tag", "chatstore.message"])
     check_error("storage() is for operators, not the app role", "42501",
                 lambda: store.conn.execute("SELECT * FROM chatstore.storage()"))
 
