@@ -200,6 +200,23 @@ RawToken(const char *s, int len, int *outlen)
 	return out;
 }
 
+/*
+ * Whether the English parser may take an identifier as one word, without
+ * its parts (Class.method and foo-bar.py are a host and a file to it): it
+ * holds punctuation other than ' - _, which the parser splits at (don't,
+ * snake_case_name, --flag give their words).  search_vector parses the
+ * parts of those only, which saves a parse per contraction at every append
+ * and every ranked row.
+ */
+static bool
+KeptWhole(const char *s, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (ispunct((unsigned char) s[i]) && strchr("'-_", s[i]) == NULL)
+			return true;
+	return false;
+}
+
 /* Add a lexeme at a position to a ParsedText, as parsetext does. */
 static void
 AddWord(ParsedText *prs, const char *word, int len, int pos)
@@ -321,12 +338,15 @@ chatstore_search_vector(PG_FUNCTION_ARGS)
 			if ((raw = RawToken(s + start, i - start, &rawlen)) == NULL)
 				continue;
 			AddWord(&prs, raw, rawlen, pos++);
-			for (int k = 0; k < rawlen; k++)
-				if (ispunct((unsigned char) raw[k]))
-					raw[k] = ' ';
-			prs.pos = pos;
-			parsetext(EnglishConfig(), &prs, raw, rawlen);
-			pos = prs.pos + 1;
+			if (KeptWhole(raw, rawlen))
+			{
+				for (int k = 0; k < rawlen; k++)
+					if (ispunct((unsigned char) raw[k]))
+						raw[k] = ' ';
+				prs.pos = pos;
+				parsetext(EnglishConfig(), &prs, raw, rawlen);
+				pos = prs.pos + 1;
+			}
 			pfree(raw);
 		}
 	}
