@@ -169,3 +169,19 @@ SELECT chatstore.search('search_alice', 'dog', state => 'sleeping');
 \echo :SQLSTATE
 SELECT chatstore.search('search_alice', 'dog', tag => '   ');
 \echo :SQLSTATE
+
+-- a query word holding punctuation that the index splits at finds the message it was copied from: the query's words
+-- are split exactly as the content is (at ()[]{}<>,;"'` and white space, an apostrophe inside a word kept)
+SELECT chatstore.create_conversation('search_dave', 'punctuation') AS d1 \gset
+SELECT count(*) FROM chatstore.append(:'d1', 'user', 'hello, world the snake_case_name and Class.method() here; don''t stop');
+SELECT q, (SELECT count(*) FROM chatstore.search('search_dave', q)) AS found
+FROM unnest(ARRAY['hello', 'hello,', 'hello, world', 'don''t', 'don''t stop', 'Class.method()', '(hello)', 'hello;',
+                  'method()', 'snake_case_name;', '"hello, world"', '"don''t stop"', '-(world) hello', 'world OR nothing,',
+                  'class', 'Class.method', '(snake_case_name)']) q;
+-- the words are the tokens the index holds (a contraction is kept whole; Class.method also as its English parts)
+SELECT chatstore.search_query('search_dave', 'hello, don''t Class.method() method() (snake_case_name);');
+SELECT chatstore.search_vector('search_dave', 'Class.method() don''t ''quoted''');
+SELECT snippet FROM chatstore.search('search_dave', 'don''t Class.method()');
+-- still nothing: a word that is not in it, the parts of an identifier in another order
+SELECT count(*) FROM chatstore.search('search_dave', 'hello, planet');
+SELECT count(*) FROM chatstore.search('search_dave', 'method.class');

@@ -120,11 +120,48 @@ CodePoint(const char *s, int len, int *clen)
 	return utf8_to_unicode((const unsigned char *) s);
 }
 
-/* Characters that end a token kept whole, besides white space. */
+/* Whether the byte at s[i] continues a word (a letter, digit or non-ASCII). */
 static bool
-IsRawDelimiter(unsigned char c)
+IsWordByte(const char *s, int i)
 {
+	unsigned char c = s[i];
+
+	return c >= 0x80 || isalnum(c);
+}
+
+/*
+ * Whether s[i] (of len bytes) ends a token kept whole: white space or one of
+ * ()[]{}<>,;"'`, except an apostrophe between two letters or digits (don't,
+ * year's), which belongs to its word.
+ */
+static bool
+IsRawDelimiter(const char *s, int len, int i)
+{
+	unsigned char c = s[i];
+
+	if (c == '\'' && i > 0 && i + 1 < len && IsWordByte(s, i - 1) && IsWordByte(s, i + 1))
+		return false;
 	return isspace(c) || (c != '\0' && strchr("()[]{}<>,;\"'`", c) != NULL);
+}
+
+/*
+ * The next token of s[0..len) from *pos on, between raw delimiters: its
+ * start in *start, its end in *pos; false at the end of s.  search_vector
+ * splits content with it, and the query splits each word with it, so that a
+ * query word finds the content it was copied from.
+ */
+static bool
+NextRawToken(const char *s, int len, int *pos, int *start)
+{
+	int			i = *pos;
+
+	while (i < len && IsRawDelimiter(s, len, i))
+		i++;
+	*start = i;
+	while (i < len && !IsRawDelimiter(s, len, i))
+		i++;
+	*pos = i;
+	return i > *start;
 }
 
 /*
@@ -161,6 +198,23 @@ RawToken(const char *s, int len, int *outlen)
 	out[len] = '\0';
 	*outlen = len;
 	return out;
+}
+
+/*
+ * Whether the English parser may take an identifier as one word, without
+ * its parts (Class.method and foo-bar.py are a host and a file to it): it
+ * holds punctuation other than ' - _, which the parser splits at (don't,
+ * snake_case_name, --flag give their words).  search_vector parses the
+ * parts of those only, which saves a parse per contraction at every append
+ * and every ranked row.
+ */
+static bool
+KeptWhole(const char *s, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (ispunct((unsigned char) s[i]) && strchr("'-_", s[i]) == NULL)
+			return true;
+	return false;
 }
 
 /* Add a lexeme at a position to a ParsedText, as parsetext does. */
@@ -268,22 +322,31 @@ chatstore_search_vector(PG_FUNCTION_ARGS)
 	appendBinaryStringInfo(&owner, VARDATA_ANY(user_id), VARSIZE_ANY_EXHDR(user_id));
 	AddWord(&prs, owner.data, owner.len, pos++);
 
-	/* tokens kept whole */
+	/*
+	 * tokens kept whole, each followed by the English lexemes of its parts
+	 * (the parser takes Class.method or foo-bar.py as one word, so that
+	 * method or bar would not find them otherwise)
+	 */
 	i = 0;
-	while (i < len)
 	{
 		int			start,
 					rawlen;
 		char	   *raw;
 
-		while (i < len && IsRawDelimiter((unsigned char) s[i]))
-			i++;
-		start = i;
-		while (i < len && !IsRawDelimiter((unsigned char) s[i]))
-			i++;
-		if (i > start && (raw = RawToken(s + start, i - start, &rawlen)) != NULL)
+		while (NextRawToken(s, len, &i, &start))
 		{
+			if ((raw = RawToken(s + start, i - start, &rawlen)) == NULL)
+				continue;
 			AddWord(&prs, raw, rawlen, pos++);
+			if (KeptWhole(raw, rawlen))
+			{
+				for (int k = 0; k < rawlen; k++)
+					if (ispunct((unsigned char) raw[k]))
+						raw[k] = ' ';
+				prs.pos = pos;
+				parsetext(EnglishConfig(), &prs, raw, rawlen);
+				pos = prs.pos + 1;
+			}
 			pfree(raw);
 		}
 	}
@@ -407,12 +470,13 @@ CJKPhrase(StringInfo buf, const char *s, int len)
 }
 
 /*
- * One word of the query (no white space) as tsquery text appended to buf:
- * kept whole when it is an identifier, CJK runs as bigram phrases and the
- * rest as English words, ANDed.  False when nothing in it is searchable.
+ * One token of a query word (between raw delimiters) as tsquery text
+ * appended to buf: kept whole when it is an identifier, CJK runs as bigram
+ * phrases and the rest as English words, ANDed.  False when nothing in it
+ * is searchable.
  */
 static bool
-WordQuery(SearchQuery *sq, StringInfo buf, const char *s, int len, bool mark)
+TokenQuery(SearchQuery *sq, StringInfo buf, const char *s, int len, bool mark)
 {
 	int			rawlen;
 	char	   *raw = RawToken(s, len, &rawlen);
@@ -457,6 +521,33 @@ WordQuery(SearchQuery *sq, StringInfo buf, const char *s, int len, bool mark)
 }
 
 /*
+ * One word of the query (no white space) as tsquery text appended to buf:
+ * split into tokens exactly as search_vector splits content (hello, ->
+ * hello; Class.method() -> Class.method; don't stays whole), each token as
+ * TokenQuery has it, ANDed.  False when nothing in it is searchable.
+ */
+static bool
+WordQuery(SearchQuery *sq, StringInfo buf, const char *s, int len, bool mark)
+{
+	int			parts = 0;
+	int			i = 0,
+				start;
+
+	while (NextRawToken(s, len, &i, &start))
+	{
+		StringInfoData part;
+
+		initStringInfo(&part);
+		if (!TokenQuery(sq, &part, s + start, i - start, mark))
+			continue;
+		if (parts++ > 0)
+			appendStringInfoString(buf, " & ");
+		appendBinaryStringInfo(buf, part.data, part.len);
+	}
+	return parts > 0;
+}
+
+/*
  * A quoted phrase: English words as a phrase; anything holding identifiers
  * or CJK as its words ANDed.
  */
@@ -473,16 +564,12 @@ PhraseQuery(SearchQuery *sq, StringInfo buf, const char *s, int len, bool mark)
 					rawlen,
 					clen;
 
-		while (i < len && IsRawDelimiter((unsigned char) s[i]))
-			i++;
-		start = i;
-		while (i < len && !IsRawDelimiter((unsigned char) s[i]))
-		{
-			if (IsCJK(CodePoint(s + i, len - i, &clen)))
+		if (!NextRawToken(s, len, &i, &start))
+			break;
+		for (int k = start; k < i; k += clen)
+			if (IsCJK(CodePoint(s + k, i - k, &clen)))
 				plain = false;
-			i += clen;
-		}
-		if (i > start && RawToken(s + start, i - start, &rawlen) != NULL)
+		if (RawToken(s + start, i - start, &rawlen) != NULL)
 			plain = false;
 	}
 	if (plain)
@@ -661,15 +748,6 @@ chatstore_search_query(PG_FUNCTION_ARGS)
 	ChatstoreRequireArg(fcinfo, 1, "query");
 	ParseSearchQuery(PG_GETARG_TEXT_PP(1), &sq);
 	PG_RETURN_DATUM(ToTsquery(OwnerQuery(PG_GETARG_TEXT_PP(0), &sq)));
-}
-
-/* Whether the byte at s[i] continues a word (a letter, digit or non-ASCII). */
-static bool
-IsWordByte(const char *s, int i)
-{
-	unsigned char c = s[i];
-
-	return c >= 0x80 || isalnum(c);
 }
 
 /*
