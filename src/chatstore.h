@@ -123,6 +123,9 @@ extern void ChatstoreRequireArg(FunctionCallInfo fcinfo, int argno,
 extern void ChatstoreCheckWindow(const char *argname, int32 value);
 extern void ChatstoreConversationNotFound(pg_uuid_t *id) pg_attribute_noreturn();
 extern void ChatstoreConversationArchived(pg_uuid_t *id) pg_attribute_noreturn();
+
+/* conversation.c: where the next page of a keyset-paged list of conversations starts */
+extern Datum ChatstorePagePosition(Datum before, Datum user_id);
 extern void ChatstoreGetActor(Actor *actor);
 extern const char *ChatstoreDeclaredUser(bool *stale);
 extern bool ChatstoreCallerIsAdmin(void);

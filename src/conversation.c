@@ -163,6 +163,40 @@ chatstore_get_conversation(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The last activity of conversation "before" of user_id: where the next
+ * page of a keyset-paged list starts (list_conversations,
+ * conversations_by_tag).  Raises P0002 when it is not that user's
+ * conversation.  Requires SPI.
+ */
+Datum
+ChatstorePagePosition(Datum before, Datum user_id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[2] = {UUIDOID, TEXTOID};
+	Datum		args[2] = {before, user_id};
+	bool		isnull;
+	int			rc;
+
+	rc = SPI_execute_plan(ChatstorePlan(&plan,
+										"SELECT last_activity_at FROM chatstore.conversation"
+										" WHERE id OPERATOR(pg_catalog.=) $1"
+										"   AND user_id OPERATOR(pg_catalog.=) $2",
+										2, argtypes),
+						  args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: conversation lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("conversation %s given as before does not exist",
+						ChatstoreUuidText(DatumGetUUIDP(before))),
+				 errdetail("before must be a conversation of user %s.",
+						   text_to_cstring(DatumGetTextPP(user_id))),
+				 errhint("Pass the id of the last conversation of the previous page, or NULL for the first page.")));
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
+/*
  * chatstore.list_conversations(user_id text, status text, max_results int,
  *		before uuid, state text, metadata jsonb)
  *		RETURNS SETOF chatstore.conversation
@@ -186,9 +220,7 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 {
 	ChatstoreCall call;
 	static SPIPlanPtr list = NULL;
-	static SPIPlanPtr position = NULL;
 	static const Oid argtypes[7] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, UUIDOID, INT4OID, TEXTOID, JSONBOID};
-	static const Oid posargtypes[2] = {UUIDOID, TEXTOID};
 	static pg_uuid_t max_uuid;
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -235,27 +267,8 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 	nulls[6] = PG_ARGISNULL(5) ? 'n' : ' ';
 	if (!PG_ARGISNULL(3))
 	{
-		bool		isnull;
-		Datum		posargs[2] = {PG_GETARG_DATUM(3), PG_GETARG_DATUM(0)};
-
 		args[3] = PG_GETARG_DATUM(3);
-		rc = SPI_execute_plan(ChatstorePlan(&position,
-											"SELECT last_activity_at FROM chatstore.conversation"
-											" WHERE id OPERATOR(pg_catalog.=) $1"
-											"   AND user_id OPERATOR(pg_catalog.=) $2",
-											2, posargtypes),
-							  posargs, NULL, true, 1);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "chatstore: conversation lookup failed: %s", SPI_result_code_string(rc));
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("conversation %s given as before does not exist",
-							ChatstoreUuidText(PG_GETARG_UUID_P(3))),
-					 errdetail("before must be a conversation of user %s.",
-							   text_to_cstring(PG_GETARG_TEXT_PP(0))),
-					 errhint("Pass the id of the last conversation of the previous page, or NULL for the first page.")));
-		args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		args[2] = ChatstorePagePosition(PG_GETARG_DATUM(3), PG_GETARG_DATUM(0));
 	}
 
 	rc = SPI_execute_plan(ChatstorePlan(&list,

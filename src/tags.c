@@ -485,9 +485,7 @@ chatstore_conversations_by_tag(PG_FUNCTION_ARGS)
 {
 	ChatstoreCall call;
 	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr position = NULL;
 	static const Oid argtypes[7] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, UUIDOID, INT4OID, TEXTOID};
-	static const Oid posargtypes[2] = {UUIDOID, TEXTOID};
 	pg_uuid_t	max_uuid;
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -530,27 +528,8 @@ chatstore_conversations_by_tag(PG_FUNCTION_ARGS)
 	/* where the page starts: above everything, or just below "before" */
 	if (!PG_ARGISNULL(4))
 	{
-		bool		isnull;
-		Datum		posargs[2] = {PG_GETARG_DATUM(4), PG_GETARG_DATUM(0)};
-
 		args[4] = PG_GETARG_DATUM(4);
-		rc = SPI_execute_plan(ChatstorePlan(&position,
-											"SELECT last_activity_at FROM chatstore.conversation"
-											" WHERE id OPERATOR(pg_catalog.=) $1"
-											"   AND user_id OPERATOR(pg_catalog.=) $2",
-											2, posargtypes),
-							  posargs, NULL, true, 1);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "chatstore: conversation lookup failed: %s", SPI_result_code_string(rc));
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("conversation %s given as before does not exist",
-							ChatstoreUuidText(PG_GETARG_UUID_P(4))),
-					 errdetail("before must be a conversation of user %s.",
-							   text_to_cstring(PG_GETARG_TEXT_PP(0))),
-					 errhint("Pass the id of the last conversation of the previous page, or NULL for the first page.")));
-		args[3] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		args[3] = ChatstorePagePosition(PG_GETARG_DATUM(4), PG_GETARG_DATUM(0));
 	}
 
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
