@@ -14,7 +14,8 @@ MODULE_big   = chatstore
 OBJS         = src/chatstore.o src/uuidv7.o src/tokens.o src/conversation.o \
                src/append.o src/history.o src/archive.o src/stats.o \
                src/privileges.o src/worker.o src/limits.o \
-               src/tags.o src/lifecycle.o src/keys.o src/usage.o src/search.o src/export.o
+               src/tags.o src/lifecycle.o src/keys.o src/usage.o src/search.o src/export.o \
+               src/rewind.o
 
 DATA_built   = chatstore--$(EXTVERSION).sql
 # upgrade scripts, and the install scripts of released versions (frozen: the upgrade test installs each)
@@ -22,13 +23,13 @@ DATA         = $(wildcard src/updates/chatstore--*--*.sql) $(wildcard src/releas
 
 # pg_regress suites, in sql/ and expected/
 REGRESS      = conversation append history archive privileges search_path stats partitions tags lifecycle keys \
-               usage search export
+               usage search export rewind
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 
 # PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.
 # isolation specs, in test/specs and test/expected
 ISOLATION    = append-append idempotency-race append-archive archive-archive restore-append purge-restore archive-locks \
-               tag-delete keys-race import-race
+               tag-delete keys-race import-race rewind-append
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=chatstore
 
 PG_CONFIG   ?= $(shell command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)

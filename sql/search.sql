@@ -22,8 +22,9 @@ SELECT user_id, count(*) FROM chatstore.message WHERE conversation_id IN (:'a1',
 CREATE FUNCTION pg_temp.found(u text, q text, c uuid DEFAULT NULL, r text DEFAULT NULL, n int DEFAULT 20)
 RETURNS TABLE (conv text, seq int, role text, archived boolean, snippet text) LANGUAGE sql AS $$
   SELECT cv.title, s.seq, s.role, s.archived, s.snippet
-  FROM chatstore.search(u, q, conversation_id => c, role => r, max_results => n) s
+  FROM chatstore.search(u, q, conversation_id => c, role => r, max_results => n) WITH ORDINALITY s
   JOIN chatstore.conversation cv ON cv.id = s.conversation_id
+  ORDER BY s.ordinality
 $$;
 
 -- English: stems (run finds running and runs), phrases in order only, stop words skipped
@@ -34,8 +35,22 @@ SELECT * FROM pg_temp.found('search_alice', 'the lazy dogs');
 -- OR and exclusion
 SELECT * FROM pg_temp.found('search_alice', 'fox OR park');
 SELECT * FROM pg_temp.found('search_alice', 'dog -lazy');
--- ranking: more matches rank higher
-SELECT seq, rank > 0 AS ranked FROM chatstore.search('search_alice', 'dog');
+-- ranking: more matches rank higher (seq 6 says "dog" three times); then the shorter message
+SELECT seq, round(rank::numeric, 4) AS rank FROM chatstore.search('search_alice', 'dog');
+-- search_rank: the sum over the query's terms that occur of 1 + ln(occurrences), divided by
+-- 1 + ln(1 + code points / 1000); stems match at the start of a word, a stem's final "i" also as "y"
+SELECT round(chatstore.search_rank('a dog', 'dog')::numeric, 4) AS one,
+       round(chatstore.search_rank('a dog and a dog', 'dog')::numeric, 4) AS twice,
+       round(chatstore.search_rank('a dog and a cat', 'dog cat')::numeric, 4) AS two_terms,
+       round(chatstore.search_rank('a dog' || repeat(' x', 1000), 'dog')::numeric, 4) AS long,
+       round(chatstore.search_rank('happy dogs, HAPPY days', 'happiness')::numeric, 4) AS stem_y,
+       round(chatstore.search_rank('hotdog', 'dog')::numeric, 4) AS inside_a_word,
+       round(chatstore.search_rank('call snake_case_name() or Snake_Case_Name', 'snake_case_name')::numeric, 4) AS identifier,
+       round(chatstore.search_rank('東京都に住んでいます', '東京')::numeric, 4) AS cjk;
+SELECT 1.0 + ln(2) AS expected_twice, 2.0 AS expected_two_terms, 1.0 / (1.0 + ln(1.0 + 2005 / 1000.0)) AS expected_long;
+SELECT chatstore.search_rank('x', '');
+\echo :SQLSTATE
+SELECT chatstore.search_rank(NULL, 'dog') IS NULL AS strict;
 -- CJK: substrings of two or more characters, in Chinese, Japanese and Korean
 SELECT * FROM pg_temp.found('search_alice', '东京');
 SELECT * FROM pg_temp.found('search_alice', '東京');

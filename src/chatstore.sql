@@ -629,6 +629,27 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION chatstore.revoke(regrole) IS
     'takes back what grant_app and grant_admin gave a role, admin status included';
 
+CREATE FUNCTION chatstore.list_all_conversations(
+    status text DEFAULT 'active',
+    max_results integer DEFAULT 50,
+    before uuid DEFAULT NULL,
+    state text DEFAULT NULL,
+    metadata jsonb DEFAULT NULL)
+RETURNS SETOF chatstore.conversation
+AS 'MODULE_PATHNAME', 'chatstore_list_all_conversations'
+LANGUAGE C STABLE ROWS 50;
+
+COMMENT ON FUNCTION chatstore.list_all_conversations(text, integer, uuid, text, jsonb) IS
+    'admin: one page of every user''s conversations, most recent activity first, with list_conversations'' filters; pass the last id of a page as before to get the next';
+
+CREATE FUNCTION chatstore.rewind(conversation_id uuid, to_seq integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'chatstore_rewind'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.rewind(uuid, integer) IS
+    'removes the messages after to_seq (0: all of them) from an active conversation, so that the next append gets to_seq + 1; returns how many it removed';
+
 --
 -- Search
 --
@@ -651,6 +672,14 @@ LANGUAGE C STABLE PARALLEL SAFE;
 
 COMMENT ON FUNCTION chatstore.search_query(text, text) IS
     'the tsquery that search() runs against search_vector for a user''s query';
+
+CREATE FUNCTION chatstore.search_rank(content text, query text)
+RETURNS real
+AS 'MODULE_PATHNAME', 'chatstore_search_rank'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION chatstore.search_rank(text, text) IS
+    'how well a message''s content matches a search query: the order of search()''s results';
 
 CREATE FUNCTION chatstore.search(
     user_id text,

@@ -20,6 +20,7 @@
 PG_FUNCTION_INFO_V1(chatstore_create_conversation);
 PG_FUNCTION_INFO_V1(chatstore_get_conversation);
 PG_FUNCTION_INFO_V1(chatstore_list_conversations);
+PG_FUNCTION_INFO_V1(chatstore_list_all_conversations);
 PG_FUNCTION_INFO_V1(chatstore_update_conversation);
 PG_FUNCTION_INFO_V1(chatstore_delete_conversation);
 
@@ -36,6 +37,19 @@ RequireNonEmpty(text *value, const char *argname)
 				 errmsg("%s must not be empty", argname),
 				 errdetail("Pass the application's identifier for %s.", argname)));
 	ChatstoreCheckIdentifier(value, argname);
+}
+
+/* Raise 22023 unless a status filter is 'active' or 'archived'. */
+static void
+CheckStatus(text *value)
+{
+	char	   *status = text_to_cstring(value);
+
+	if (strcmp(status, "active") != 0 && strcmp(status, "archived") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid status \"%s\"", ChatstoreClip(status, strlen(status))),
+				 errdetail("status must be 'active', 'archived', or NULL for both.")));
 }
 
 /*
@@ -163,10 +177,10 @@ chatstore_get_conversation(PG_FUNCTION_ARGS)
 }
 
 /*
- * The last activity of conversation "before" of user_id: where the next
- * page of a keyset-paged list starts (list_conversations,
- * conversations_by_tag).  Raises P0002 when it is not that user's
- * conversation.  Requires SPI.
+ * The last activity of conversation "before" of user_id (of any user when
+ * user_id is (Datum) 0): where the next page of a keyset-paged list starts
+ * (list_conversations, conversations_by_tag, list_all_conversations).
+ * Raises P0002 when it is not that user's conversation.  Requires SPI.
  */
 Datum
 ChatstorePagePosition(Datum before, Datum user_id)
@@ -174,15 +188,16 @@ ChatstorePagePosition(Datum before, Datum user_id)
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[2] = {UUIDOID, TEXTOID};
 	Datum		args[2] = {before, user_id};
+	char		nulls[2] = {' ', user_id == (Datum) 0 ? 'n' : ' '};
 	bool		isnull;
 	int			rc;
 
 	rc = SPI_execute_plan(ChatstorePlan(&plan,
 										"SELECT last_activity_at FROM chatstore.conversation"
 										" WHERE id OPERATOR(pg_catalog.=) $1"
-										"   AND user_id OPERATOR(pg_catalog.=) $2",
+										"   AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.=) $2)",
 										2, argtypes),
-						  args, NULL, true, 1);
+						  args, nulls, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: conversation lookup failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -190,6 +205,7 @@ ChatstorePagePosition(Datum before, Datum user_id)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("conversation %s given as before does not exist",
 						ChatstoreUuidText(DatumGetUUIDP(before))),
+				 user_id == (Datum) 0 ? 0 :
 				 errdetail("before must be a conversation of user %s.",
 						   text_to_cstring(DatumGetTextPP(user_id))),
 				 errhint("Pass the id of the last conversation of the previous page, or NULL for the first page.")));
@@ -233,15 +249,7 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 	max_results = PG_GETARG_INT32(2);
 	ChatstoreCheckWindow("max_results", max_results);
 	if (!PG_ARGISNULL(1))
-	{
-		char	   *status = text_to_cstring(PG_GETARG_TEXT_PP(1));
-
-		if (strcmp(status, "active") != 0 && strcmp(status, "archived") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid status \"%s\"", ChatstoreClip(status, strlen(status))),
-					 errdetail("status must be 'active', 'archived', or NULL for both.")));
-	}
+		CheckStatus(PG_GETARG_TEXT_PP(1));
 	if (!PG_ARGISNULL(4))
 		ChatstoreCheckState(PG_GETARG_TEXT_PP(4), "state");
 	if (!PG_ARGISNULL(5))
@@ -289,6 +297,90 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 										" ORDER BY last_activity_at DESC, id DESC LIMIT $5",
 										7, argtypes),
 						  args, nulls, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: conversation list failed: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+		ChatstorePutRow(fcinfo, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+
+	ChatstoreFinish(&call);
+	return (Datum) 0;
+}
+
+/*
+ * chatstore.list_all_conversations(status text, max_results int,
+ *		before uuid, state text, metadata jsonb)
+ *		RETURNS SETOF chatstore.conversation
+ *
+ * An admin's dashboard: every user's conversations, most recent activity
+ * first, one page at a time (pass the last id of a page as before), with
+ * list_conversations' filters.  Acting for one user (chatstore.user_id
+ * set), that user's only; a role that acts for nobody sees none.  Granted
+ * to admin roles only.  The active conversations are read in order from
+ * conversation_idle_idx; the archived ones (status 'archived' or NULL)
+ * have no index by activity and are sorted, once per page.
+ */
+Datum
+chatstore_list_all_conversations(PG_FUNCTION_ARGS)
+{
+	ChatstoreCall call;
+	static SPIPlanPtr list = NULL;
+	static const Oid argtypes[7] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, UUIDOID, INT4OID, TEXTOID, JSONBOID};
+	static pg_uuid_t max_uuid;
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int32		max_results;
+	Actor		actor;
+	int			rc;
+
+	ChatstoreRequireArg(fcinfo, 1, "max_results");
+	max_results = PG_GETARG_INT32(1);
+	ChatstoreCheckWindow("max_results", max_results);
+	if (!PG_ARGISNULL(0))
+		CheckStatus(PG_GETARG_TEXT_PP(0));
+	if (!PG_ARGISNULL(3))
+		ChatstoreCheckState(PG_GETARG_TEXT_PP(3), "state");
+	if (!PG_ARGISNULL(4))
+		ChatstoreCheckMetadataFilter(PG_GETARG_JSONB_P(4), "metadata");
+
+	ChatstoreInitSRF(fcinfo);
+	ChatstoreGetActor(&actor);
+	if (actor.kind == ACTOR_NOBODY)
+		return (Datum) 0;
+	ChatstoreConnect(fcinfo, &call);
+
+	memset(max_uuid.data, 0xFF, UUID_LEN);
+	ChatstoreActorArg(&actor, &args[0], &nulls[0]);
+	args[1] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	nulls[1] = PG_ARGISNULL(0) ? 'n' : ' ';
+	args[2] = TimestampTzGetDatum(DT_NOEND);
+	args[3] = UUIDPGetDatum(&max_uuid);
+	args[4] = Int32GetDatum(max_results);
+	args[5] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[5] = PG_ARGISNULL(3) ? 'n' : ' ';
+	args[6] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
+	nulls[6] = PG_ARGISNULL(4) ? 'n' : ' ';
+	if (!PG_ARGISNULL(2))
+	{
+		args[3] = PG_GETARG_DATUM(2);
+		args[2] = ChatstorePagePosition(PG_GETARG_DATUM(2), args[0]);
+	}
+
+#define ALL_BRANCH(status) \
+	"(SELECT " CONVERSATION_COLUMNS " FROM chatstore.conversation c" \
+	"  WHERE c.status OPERATOR(pg_catalog.=) '" status "'" \
+	"    AND ($2 IS NULL OR $2 OPERATOR(pg_catalog.=) '" status "')" \
+	"    AND ($1 IS NULL OR c.user_id OPERATOR(pg_catalog.=) $1)" \
+	"    AND ($6 IS NULL OR c.state OPERATOR(pg_catalog.=) $6)" \
+	"    AND (c.last_activity_at, c.id) OPERATOR(pg_catalog.<) ($3, $4)" \
+	"    AND ($7 IS NULL OR c.metadata OPERATOR(pg_catalog.@>) $7)" \
+	"  ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $5)"
+	rc = SPI_execute_plan(ChatstorePlan(&list,
+										"SELECT " CONVERSATION_COLUMNS " FROM ("
+										ALL_BRANCH("active") " UNION ALL " ALL_BRANCH("archived")
+										") c ORDER BY last_activity_at DESC, id DESC LIMIT $5",
+										7, argtypes),
+						  args, nulls, true, 0);
+#undef ALL_BRANCH
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: conversation list failed: %s", SPI_result_code_string(rc));
 	for (uint64 i = 0; i < SPI_processed; i++)

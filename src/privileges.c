@@ -88,6 +88,8 @@ static const char *const app_functions[] = {
 	"chatstore.search(text, text, uuid, text, timestamptz, timestamptz, integer, real, uuid, integer, text, text)",
 	"chatstore.search_query(text, text)",
 	"chatstore.search_vector(text, text)",
+	"chatstore.search_rank(text, text)",
+	"chatstore.rewind(uuid, integer)",
 	"chatstore.export_conversation(uuid)",
 	"chatstore.import_conversation(jsonb, boolean)",
 	"chatstore.transcript(uuid)",
@@ -102,6 +104,7 @@ static const char *const admin_functions[] = {
 	/* 1.1 */
 	"chatstore.stats(text, jsonb)",
 	"chatstore.storage()",
+	"chatstore.list_all_conversations(text, integer, uuid, text, jsonb)",
 };
 
 /* The tables both levels may read (row-level security filters them). */

@@ -50,15 +50,15 @@ SELECT functions_are('chatstore', ARRAY[
   'grant_app', 'grant_admin', 'revoke', 'set_user', 'set_state',
   'tag', 'untag', 'rename_tag', 'delete_tag', 'tags', 'conversations_by_tag',
   'conversation_id', 'get_or_create_conversation', 'append_by_key', 'usage', 'daily_volume', 'storage',
-  'search', 'search_query', 'search_vector',
-  'export_conversation', 'import_conversation', 'transcript']);
+  'search', 'search_query', 'search_vector', 'search_rank',
+  'export_conversation', 'import_conversation', 'transcript', 'rewind', 'list_all_conversations']);
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'chatstore' AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')),
           NULL, 'every API function is written in C');
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'chatstore' AND p.proisstrict),
-          ARRAY['estimate_tokens', 'search_vector'],
-          'only estimate_tokens and search_vector (pure, read-only) are STRICT: a NULL never silently skips a write');
+          ARRAY['estimate_tokens', 'search_rank', 'search_vector'],
+          'only estimate_tokens, search_rank and search_vector (pure, read-only) are STRICT: a NULL never silently skips a write');
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'chatstore' AND obj_description(p.oid, 'pg_proc') IS NULL),
           NULL, 'every function has a comment');

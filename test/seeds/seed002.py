@@ -55,6 +55,18 @@ def search_chats(user_id, search_term):
             "GROUP BY conversation_id ORDER BY max(rank) DESC, conversation_id", (str(user_id), search_term))]
 
 
+def update_chat(user_id, chat_id, new_content):
+    """Replace a chat's content: its messages become new_content's (one transaction); ValueError when the chat is
+    not the user's."""
+    try:
+        with store.as_user(str(user_id)) as db:
+            db.execute("SELECT chatstore.rewind(%s, 0)", (chat_id,))
+            db.execute("SELECT seq FROM chatstore.append_many(%s, %s)", (chat_id, Jsonb(new_content["messages"])))
+            return db.execute("SELECT * FROM chatstore.get_conversation(%s)", (chat_id,)).fetchone()
+    except psycopg.errors.NoDataFound:
+        raise ValueError("Chat not found")
+
+
 def get_recent_tagged_chats(user_id, tag_name):
     """The practice exercise: a user's chats with a given tag from the last 7 days."""
     with store.as_user(str(user_id)) as db:
@@ -105,6 +117,25 @@ def main():
     check("search an identifier as written", search_chats(5, "chat_logs"), [c2])
     check("search finds nothing of another user", search_chats(5, "strategies"), [])
     check("user 6 finds its own", search_chats(6, "strategies"), [c4])
+
+    # update_chat: the content replaced whole; the updated time moves; another user's chat is not found
+    before = get_user_chats(5)[0]["id"]
+    replaced = {"messages": [{"role": "user", "content": "Good morning"},
+                             {"role": "assistant", "content": "Welcome back!"},
+                             {"role": "user", "content": "Bye"}]}
+    updated = update_chat(5, c1, replaced)
+    check("update_chat: the new content", get_chat_content(5, c1), replaced)
+    check("update_chat: three messages, counted", (updated["message_count"], updated["last_seq"]), (3, 3))
+    check("update_chat: the chat is now the most recent", (before, get_user_chats(5)[0]["id"]), (c3, c1))
+    check("update_chat: its tags and source stay", updated["metadata"], {"source": "ChatGPT"})
+    check("update_chat: search finds the new content, not the old", (search_chats(5, "welcome"), search_chats(5, "hello")),
+          ([c1], []))
+    try:
+        update_chat(6, c1, hello)
+        check("update_chat: another user's chat raises ValueError", "no error", "ValueError")
+    except ValueError as e:
+        check("update_chat: another user's chat raises ValueError", str(e), "Chat not found")
+    check("update_chat: ... and leaves it as it was", get_chat_content(5, c1), replaced)
 
     # the practice exercise: user 5's chats tagged 'work' from the last 7 days
     check("get_recent_tagged_chats: most recent first", get_recent_tagged_chats(5, "work"), [c3, c2])

@@ -49,9 +49,10 @@ class ChatService:
 
     @staticmethod
     def get_all_sessions(limit=50):
-        with store.as_user(APP_USER) as db:
-            return db.execute("SELECT * FROM chatstore.list_conversations(%s, status => NULL, max_results => %s)",
-                              (APP_USER, limit)).fetchall()
+        """Every session, of every user (the admin dashboard), most recent activity first."""
+        with admin.as_user(None) as db:
+            return db.execute("SELECT * FROM chatstore.list_all_conversations(status => NULL, max_results => %s)",
+                              (limit,)).fetchall()
 
     @staticmethod
     def update_session_phase(session_id, phase):
@@ -234,6 +235,11 @@ def main():
     check("deleted: gone", ChatService.get_session(third), None)
     check("deleting again: False", ChatService.delete_session(third), False)
     check("stats after the delete", ChatService.get_session_stats()["total_sessions"], 2)
+
+    # the dashboard lists every user's sessions (create_session's "future use" user id)
+    other = ChatService.create_session(user_id="founder-2")
+    check("get_all_sessions: another user's session too, first", [s["id"] for s in ChatService.get_all_sessions()],
+          [other["id"], named["id"], sid])
 
     seedlib.finish("004")
 
