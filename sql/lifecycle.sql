@@ -193,18 +193,19 @@ FROM generate_series(1, 20000) n;
 ANALYZE chatstore.conversation;
 SET plan_cache_mode = force_generic_plan;
 PREPARE list (text, text, timestamptz, uuid, integer, text, jsonb) AS
-SELECT id, user_id, title, model, status, metadata, message_count, token_count, last_seq, created_at, last_activity_at, archived_at, state FROM
+SELECT id, user_id, title, model, status, metadata, message_count, token_count, last_seq, created_at, last_activity_at, archived_at, state, key, activity_bucket FROM
  (VALUES ('active', 'active'), ('active', 'paused'), ('active', 'completed'),
          ('archived', 'active'), ('archived', 'paused'), ('archived', 'completed'))
    AS k (k_status, k_state)
  CROSS JOIN LATERAL
- (SELECT id, user_id, title, model, status, metadata, message_count, token_count, last_seq, created_at, last_activity_at, archived_at, state FROM chatstore.conversation c
+ (SELECT id, user_id, title, model, status, metadata, message_count, token_count, last_seq, created_at, last_activity_at, archived_at, state, key, activity_bucket FROM chatstore.conversation c
    WHERE c.user_id OPERATOR(pg_catalog.=) $1
      AND c.status OPERATOR(pg_catalog.=) k.k_status
      AND c.state OPERATOR(pg_catalog.=) k.k_state
+     AND c.activity_bucket OPERATOR(pg_catalog.<=) $3
      AND (c.last_activity_at, c.id) OPERATOR(pg_catalog.<) ($3, $4)
      AND ($7 IS NULL OR c.metadata OPERATOR(pg_catalog.@>) $7)
-   ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $5) c
+   ORDER BY c.activity_bucket DESC, c.last_activity_at DESC, c.id DESC LIMIT $5) c
  WHERE ($2 IS NULL OR k.k_status OPERATOR(pg_catalog.=) $2)
    AND ($6 IS NULL OR k.k_state OPERATOR(pg_catalog.=) $6)
  ORDER BY last_activity_at DESC, id DESC LIMIT $5;

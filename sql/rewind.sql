@@ -113,7 +113,7 @@ ROLLBACK;
 -- the active ones are read through the index of idle conversations (newest activity first)
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM chatstore.conversation c
-WHERE c.status = 'active' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 3;
+WHERE c.status = 'active' ORDER BY c.activity_bucket DESC, c.last_activity_at DESC, c.id DESC LIMIT 3;
 RESET enable_seqscan;
 -- errors
 SELECT count(*) FROM chatstore.list_all_conversations(status => 'gone');

@@ -43,7 +43,7 @@
 #define MESSAGE_NCOLUMNS			14
 #define CONVERSATION_COLUMNS \
 	"id, user_id, title, model, status, metadata, message_count, token_count," \
-	" last_seq, created_at, last_activity_at, archived_at, state, key"
+	" last_seq, created_at, last_activity_at, archived_at, state, key, activity_bucket"
 
 /* 0-based positions in MESSAGE_COLUMNS */
 #define MSGCOL_CONVERSATION_ID		0

@@ -224,7 +224,7 @@ ChatstorePagePosition(Datum before, Datum user_id)
  * both statuses, state NULL every state; metadata keeps the conversations
  * whose metadata contain it (@>).
  *
- * The index (user_id, status, state, last_activity_at, id) holds one run in
+ * The index (user_id, status, state, activity_bucket) holds one run in
  * activity order per (status, state): the query takes at most max_results
  * rows from each run the filters allow (at most six runs, each an index
  * scan stopping once it has a page) and merges them.  The metadata filter
@@ -289,9 +289,10 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 										"   WHERE c.user_id OPERATOR(pg_catalog.=) $1"
 										"     AND c.status OPERATOR(pg_catalog.=) k.k_status"
 										"     AND c.state OPERATOR(pg_catalog.=) k.k_state"
+										"     AND c.activity_bucket OPERATOR(pg_catalog.<=) $3"
 										"     AND (c.last_activity_at, c.id) OPERATOR(pg_catalog.<) ($3, $4)"
 										"     AND ($7 IS NULL OR c.metadata OPERATOR(pg_catalog.@>) $7)"
-										"   ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $5) c"
+										"   ORDER BY c.activity_bucket DESC, c.last_activity_at DESC, c.id DESC LIMIT $5) c"
 										" WHERE ($2 IS NULL OR k.k_status OPERATOR(pg_catalog.=) $2)"
 										"   AND ($6 IS NULL OR k.k_state OPERATOR(pg_catalog.=) $6)"
 										" ORDER BY last_activity_at DESC, id DESC LIMIT $5",
@@ -371,9 +372,10 @@ chatstore_list_all_conversations(PG_FUNCTION_ARGS)
 	"    AND ($2 IS NULL OR $2 OPERATOR(pg_catalog.=) '" status "')" \
 	"    AND ($1 IS NULL OR c.user_id OPERATOR(pg_catalog.=) $1)" \
 	"    AND ($6 IS NULL OR c.state OPERATOR(pg_catalog.=) $6)" \
+	"    AND c.activity_bucket OPERATOR(pg_catalog.<=) $3" \
 	"    AND (c.last_activity_at, c.id) OPERATOR(pg_catalog.<) ($3, $4)" \
 	"    AND ($7 IS NULL OR c.metadata OPERATOR(pg_catalog.@>) $7)" \
-	"  ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $5)"
+	"  ORDER BY c.activity_bucket DESC, c.last_activity_at DESC, c.id DESC LIMIT $5)"
 	rc = SPI_execute_plan(ChatstorePlan(&list,
 										"SELECT " CONVERSATION_COLUMNS " FROM ("
 										ALL_BRANCH("active") " UNION ALL " ALL_BRANCH("archived")

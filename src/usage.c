@@ -379,7 +379,7 @@ chatstore_storage(PG_FUNCTION_ARGS)
 									   " o AS ("
 									   "  SELECT id, last_activity_at FROM chatstore.conversation"
 									   "  WHERE status OPERATOR(pg_catalog.=) 'active'"
-									   "  ORDER BY last_activity_at LIMIT 1),"
+									   "  ORDER BY activity_bucket, last_activity_at LIMIT 1),"
 									   " a AS ("
 									   "  SELECT started_at, finished_at, error FROM chatstore.archive_run"
 									   "  ORDER BY id DESC LIMIT 1)"

@@ -2,7 +2,7 @@
 -- appends, archives and restores runs, seq stays gapless, counters equal real counts, live and archived
 -- rows stay apart, windows equal their plain-SQL definitions, and paging visits every conversation once.
 BEGIN;
-SELECT plan(20);
+SELECT plan(22);
 SELECT setseed(0.42);
 
 -- 30 conversations of 3 users
@@ -54,6 +54,13 @@ SELECT is((SELECT count(*) FROM chatstore.conversation c
              AND c.message_count > 0),
           0::bigint, 'archived conversations have their messages in the archive, active ones in the live table');
 SELECT is((SELECT count(*) FROM all_messages), 3000 + 210 + 5::bigint, 'nothing lost, nothing duplicated');
+-- what the table's constraints said before appends stopped paying for them (no foreign key, no CHECK)
+SELECT is((SELECT count(*) FROM all_messages m WHERE NOT EXISTS (SELECT 1 FROM chatstore.conversation c WHERE c.id = m.conversation_id)),
+          0::bigint, 'every message has its conversation');
+SELECT is((SELECT count(*) FROM chatstore.conversation
+           WHERE status NOT IN ('active', 'archived') OR (status = 'archived') <> (archived_at IS NOT NULL)
+              OR state NOT IN ('active', 'paused', 'completed')),
+          0::bigint, 'status, archived_at and state are consistent');
 
 -- history equals its plain-SQL definition for many windows, live and archived
 CREATE TEMP TABLE windows AS
