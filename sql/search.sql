@@ -38,7 +38,8 @@ SELECT * FROM pg_temp.found('search_alice', 'dog -lazy');
 -- ranking: more matches rank higher (seq 6 says "dog" three times); then the shorter message
 SELECT seq, round(rank::numeric, 4) AS rank FROM chatstore.search('search_alice', 'dog');
 -- search_rank: the sum over the query's terms that occur of 1 + ln(occurrences), divided by
--- 1 + ln(1 + code points / 1000); stems match at the start of a word, a stem's final "i" also as "y"
+-- 1 + ln(1 + code points / 1000); an English term counts the words whose stem it is (any case, any script),
+-- an identifier or CJK text where it occurs; a term given twice counts once
 SELECT round(chatstore.search_rank('a dog', 'dog')::numeric, 4) AS one,
        round(chatstore.search_rank('a dog and a dog', 'dog')::numeric, 4) AS twice,
        round(chatstore.search_rank('a dog and a cat', 'dog cat')::numeric, 4) AS two_terms,
@@ -47,6 +48,13 @@ SELECT round(chatstore.search_rank('a dog', 'dog')::numeric, 4) AS one,
        round(chatstore.search_rank('hotdog', 'dog')::numeric, 4) AS inside_a_word,
        round(chatstore.search_rank('call snake_case_name() or Snake_Case_Name', 'snake_case_name')::numeric, 4) AS identifier,
        round(chatstore.search_rank('東京都に住んでいます', '東京')::numeric, 4) AS cjk;
+SELECT w, round(chatstore.search_rank('I was ' || w || ' it', w)::numeric, 4) AS rank
+FROM unnest(ARRAY['using', 'making', 'dying', 'cities']) w;
+SELECT round(chatstore.search_rank('the citizen', 'city')::numeric, 4) AS another_word,
+       round(chatstore.search_rank('a blue sky', 'skiing')::numeric, 4) AS another_stem,
+       round(chatstore.search_rank('École, ÉCOLE, une école', 'école')::numeric, 4) AS any_case,
+       round(chatstore.search_rank('a dog', 'dog dog')::numeric, 4) AS twice_in_the_query,
+       round(chatstore.search_rank('a dog', 'dog OR dogs')::numeric, 4) AS same_stem_twice;
 SELECT 1.0 + ln(2) AS expected_twice, 2.0 AS expected_two_terms, 1.0 / (1.0 + ln(1.0 + 2005 / 1000.0)) AS expected_long;
 SELECT chatstore.search_rank('x', '');
 \echo :SQLSTATE

@@ -65,6 +65,11 @@ CREATE INDEX conversation_idle_idx
     ON chatstore.conversation (activity_bucket)
     WHERE status OPERATOR(pg_catalog.=) 'active';
 
+-- list_all_conversations: archived conversations by activity (appends never touch these rows).
+CREATE INDEX conversation_archived_activity_idx
+    ON chatstore.conversation (activity_bucket)
+    WHERE status OPERATOR(pg_catalog.=) 'archived';
+
 -- purge(): archived conversations archived the longest ago.
 CREATE INDEX conversation_archived_idx
     ON chatstore.conversation (archived_at)

@@ -61,8 +61,6 @@ chatstore_rewind(PG_FUNCTION_ARGS)
 				 errmsg("to_seq must not be negative"),
 				 errdetail("Pass the seq of the last message to keep, or 0 to remove every message.")));
 	ChatstoreGetActor(&actor);
-	if (actor.kind == ACTOR_NOBODY)
-		ChatstoreConversationNotFound(id);
 
 	ChatstoreConnect(fcinfo, &call);
 	args[0] = UUIDPGetDatum(id);
@@ -78,7 +76,11 @@ chatstore_rewind(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 		ChatstoreConversationNotFound(id);
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-		ChatstoreConversationArchived(id);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("conversation %s is archived", ChatstoreUuidText(id)),
+				 errdetail("Archived conversations can be read but not changed."),
+				 errhint("Call chatstore.restore('%s') to make it active again.", ChatstoreUuidText(id))));
 	state = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	if (strcmp(state, "completed") == 0)
 		ereport(ERROR,

@@ -32,6 +32,8 @@
 #include "mb/pg_wchar.h"
 #include "nodes/pg_list.h"
 #include "nodes/value.h"
+#include "tsearch/ts_cache.h"
+#include "tsearch/ts_public.h"
 #include "tsearch/ts_type.h"
 #include "tsearch/ts_utils.h"
 #include "utils/builtins.h"
@@ -67,6 +69,13 @@ typedef struct Needle
 	int			len;
 	bool		stem;
 } Needle;
+
+/* What a snippet marks in a content: each byte of a match, and the first. */
+typedef struct SnippetMarks
+{
+	bool	   *marked;
+	int			first;
+} SnippetMarks;
 
 /* A parsed search query. */
 typedef struct SearchQuery
@@ -398,11 +407,21 @@ AppendLexeme(StringInfo buf, const char *s, int len)
 	appendStringInfoChar(buf, '\'');
 }
 
-/* Remember what a snippet should mark. */
+/* Remember what a snippet should mark and search_rank count (once each). */
 static void
 AddNeedle(SearchQuery *sq, const char *s, int len, bool stem)
 {
-	Needle	   *n = palloc(sizeof(Needle));
+	Needle	   *n;
+	ListCell   *lc;
+
+	foreach(lc, sq->needles)
+	{
+		Needle	   *old = lfirst(lc);
+
+		if (old->stem == stem && old->len == len && memcmp(old->str, s, len) == 0)
+			return;
+	}
+	n = palloc(sizeof(Needle));
 
 	n->str = pnstrdup(s, len);
 	n->len = len;
@@ -754,35 +773,113 @@ chatstore_search_query(PG_FUNCTION_ARGS)
 }
 
 /*
- * Where a match of needle n that starts at s[i] ends, or -1 when none
- * starts there: an identifier or CJK text where it occurs (ASCII case
- * ignored); an English stem at the start of a word, to the end of that
- * word.  A stem's final "i" also matches "y", as the stemmer turns the
- * "y" of "happy" into the "i" of "happi".
+ * The OID of pg_catalog.english_stem, the dictionary the english
+ * configuration gives words, looked up by qualified name once per backend.
  */
-static int
-NeedleAt(const char *s, int len, int i, const Needle *n)
+static Oid
+EnglishStemDictionary(void)
 {
-	int			e;
+	static Oid	dict = InvalidOid;
 
-	if (i + n->len > len)
-		return -1;
-	if (n->stem && i > 0 && IsWordByte(s, i - 1))
-		return -1;
-	if (n->stem && n->len > 1 && n->str[n->len - 1] == 'i')
+	if (!OidIsValid(dict))
+		dict = get_ts_dict_oid(list_make2(makeString("pg_catalog"), makeString("english_stem")), false);
+	return dict;
+}
+
+/*
+ * The English stem of the word s[0..len) (lower-cased by the dictionary), or
+ * NULL for a stop word: what the index holds for an English word.
+ */
+static char *
+Stem(const char *s, int len)
+{
+	TSDictionaryCacheEntry *dict = lookup_ts_dictionary_cache(EnglishStemDictionary());
+	DictSubState dstate = {false, false, NULL};
+	TSLexeme   *res;
+
+	res = (TSLexeme *) DatumGetPointer(FunctionCall4(&dict->lexize,
+													 PointerGetDatum(dict->dictData),
+													 PointerGetDatum(s),
+													 Int32GetDatum(len),
+													 PointerGetDatum(&dstate)));
+	return res == NULL || res[0].lexeme == NULL ? NULL : res[0].lexeme;
+}
+
+/*
+ * Find the needles' matches in s[0..len): call found(i, end, needle
+ * number, arg) for each.  An English needle (a stem) matches a whole word
+ * (a run of letters, digits and non-ASCII bytes) whose stem it is, so
+ * "using" matches the stem "use" and "City" the stem "citi", but
+ * "citizen" does not; a word is stemmed only when its first letter is a
+ * stem's first letter (the stemmer keeps the first letter) or is not ASCII.
+ * An identifier or a CJK needle matches where it occurs, ASCII case
+ * ignored.
+ */
+static void
+FindMatches(const char *s, int len, List *needles,
+			void (*found) (int start, int end, int needle, void *arg), void *arg)
+{
+	bool		any_stem = false;
+	ListCell   *lc;
+
+	foreach(lc, needles)
 	{
-		if (pg_strncasecmp(s + i, n->str, n->len - 1) != 0 ||
-			(s[i + n->len - 1] != 'i' && s[i + n->len - 1] != 'I' &&
-			 s[i + n->len - 1] != 'y' && s[i + n->len - 1] != 'Y'))
-			return -1;
+		Needle	   *n = lfirst(lc);
+
+		if (n->stem)
+		{
+			any_stem = true;
+			continue;
+		}
+		for (int i = 0; i + n->len <= len; i++)
+			if (pg_strncasecmp(s + i, n->str, n->len) == 0)
+				found(i, i + n->len, foreach_current_index(lc), arg);
 	}
-	else if (pg_strncasecmp(s + i, n->str, n->len) != 0)
-		return -1;
-	e = i + n->len;
-	if (n->stem)
+	if (!any_stem)
+		return;
+	for (int i = 0; i < len;)
+	{
+		int			e = i;
+		unsigned char first;
+		char	   *stem = NULL;
+		bool		stemmed = false;
+
+		if (!IsWordByte(s, i))
+		{
+			i++;
+			continue;
+		}
 		while (e < len && IsWordByte(s, e))
 			e++;
-	return e;
+		first = pg_ascii_tolower((unsigned char) s[i]);
+		foreach(lc, needles)
+		{
+			Needle	   *n = lfirst(lc);
+
+			if (!n->stem || (first < 0x80 && (unsigned char) n->str[0] != first))
+				continue;
+			if (!stemmed)
+			{
+				stem = Stem(s + i, e - i);
+				stemmed = true;
+			}
+			if (stem != NULL && strlen(stem) == (size_t) n->len && memcmp(stem, n->str, n->len) == 0)
+				found(i, e, foreach_current_index(lc), arg);
+		}
+		i = e;
+	}
+}
+
+/* FindMatches callback of Snippet: mark the match, remember the first. */
+static void
+MarkMatch(int start, int end, int needle, void *arg)
+{
+	SnippetMarks *m = arg;
+
+	for (int k = start; k < end; k++)
+		m->marked[k] = true;
+	if (m->first < 0 || start < m->first)
+		m->first = start;
 }
 
 /*
@@ -797,33 +894,21 @@ Snippet(text *content, List *needles)
 {
 	const char *s = VARDATA_ANY(content);
 	int			len = VARSIZE_ANY_EXHDR(content);
-	bool	   *marked = palloc0(len + 1);
+	SnippetMarks m;
+	bool	   *marked;
 	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
 	const char *open = utf8 ? "\xC2\xAB" : "[[";
 	const char *close = utf8 ? "\xC2\xBB" : "]]";
-	int			first = -1,
+	int			first,
 				start,
 				end,
 				chars;
-	ListCell   *lc;
 	StringInfoData out;
 
-	foreach(lc, needles)
-	{
-		Needle	   *n = lfirst(lc);
-
-		for (int i = 0; i + n->len <= len; i++)
-		{
-			int			e = NeedleAt(s, len, i, n);
-
-			if (e < 0)
-				continue;
-			for (int k = i; k < e; k++)
-				marked[k] = true;
-			if (first < 0 || i < first)
-				first = i;
-		}
-	}
+	m.marked = marked = palloc0(len + 1);
+	m.first = -1;
+	FindMatches(s, len, needles, MarkMatch, &m);
+	first = m.first;
 
 	/* the window: from up to SNIPPET_BEFORE code points before the first match */
 	start = 0;
@@ -890,6 +975,13 @@ typedef struct RankCache
 	List	   *needles;
 } RankCache;
 
+/* FindMatches callback of search_rank: count the needle's matches. */
+static void
+CountMatch(int start, int end, int needle, void *arg)
+{
+	((int *) arg)[needle]++;
+}
+
 /*
  * chatstore.search_rank(content text, query text) RETURNS real
  *
@@ -911,7 +1003,7 @@ chatstore_search_rank(PG_FUNCTION_ARGS)
 	const char *s = VARDATA_ANY(content);
 	int			len = VARSIZE_ANY_EXHDR(content);
 	double		score = 0;
-	ListCell   *lc;
+	int		   *counts;
 
 	if (cache == NULL)
 	{
@@ -936,17 +1028,11 @@ chatstore_search_rank(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 
-	foreach(lc, cache->needles)
-	{
-		Needle	   *n = lfirst(lc);
-		int			count = 0;
-
-		for (int i = 0; i + n->len <= len; i++)
-			if (NeedleAt(s, len, i, n) >= 0)
-				count++;
-		if (count > 0)
-			score += 1.0 + log((double) count);
-	}
+	counts = palloc0(sizeof(int) * Max(list_length(cache->needles), 1));
+	FindMatches(s, len, cache->needles, CountMatch, counts);
+	for (int i = 0; i < list_length(cache->needles); i++)
+		if (counts[i] > 0)
+			score += 1.0 + log((double) counts[i]);
 	score /= 1.0 + log(1.0 + pg_mbstrlen_with_len(s, len) / 1000.0);
 	PG_RETURN_FLOAT4((float4) score);
 }

@@ -233,6 +233,10 @@ DROP INDEX chatstore.conversation_idle_idx;
 CREATE INDEX conversation_idle_idx
     ON chatstore.conversation (activity_bucket)
     WHERE status OPERATOR(pg_catalog.=) 'active';
+-- list_all_conversations: archived conversations by activity (appends never touch these rows).
+CREATE INDEX conversation_archived_activity_idx
+    ON chatstore.conversation (activity_bucket)
+    WHERE status OPERATOR(pg_catalog.=) 'archived';
 
 COMMENT ON COLUMN chatstore.conversation.key IS
     'the application''s name for the conversation, unique per user: a keyed conversation''s id is the version 5 UUID of (user_id, key) (chatstore.conversation_id); NULL for conversations made by create_conversation';
