@@ -10,8 +10,8 @@ and latency.png (gnuplot) to BENCH_OUT (default bench-results/).
 
 Knobs (environment): BENCH_SECONDS (per measurement, default 5), BENCH_REPEATS (default 3), BENCH_MAX_MESSAGES (top
 of the growth series, default 10000000), BENCH_ARCHIVE_MESSAGES (default 1000000), BENCH_SECTIONS (a comma-separated
-subset of append,last20,context,growth,archive,memory; a partial run writes results.json and the plot, the
-report needs them all).
+subset of append,last20,context,growth,archive,memory,search,append-cost,append-load; a partial run writes
+results.json and the plot, the report needs them all), BENCH_LOAD_MESSAGES (append-load, default 1000000).
 Run with Debian's Python (/usr/bin/python3, package python3-psycopg).
 """
 import json
@@ -31,7 +31,8 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 MAX_MESSAGES = int(os.environ.get("BENCH_MAX_MESSAGES", "10000000"))
 ARCHIVE_MESSAGES = int(os.environ.get("BENCH_ARCHIVE_MESSAGES", "1000000"))
 OUT = os.environ.get("BENCH_OUT", "bench-results")
-ALL_SECTIONS = ["append", "last20", "context", "growth", "archive", "memory", "search"]
+ALL_SECTIONS = ["append", "last20", "context", "growth", "archive", "memory", "search", "append-cost", "append-load"]
+LOAD_MESSAGES = int(os.environ.get("BENCH_LOAD_MESSAGES", "1000000"))
 SEARCH_MESSAGES = int(os.environ.get("BENCH_SEARCH_MESSAGES", "1000000"))
 SECTIONS = os.environ.get("BENCH_SECTIONS", ",".join(ALL_SECTIONS)).split(",")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -325,6 +326,114 @@ def bench_search():
     for k in ("index", "no-index"):
         a, f = out[f"append/chatstore/{k}"]["tps"], out[f"append/floor/{k}"]["tps"]
         log(f"  append CPU-bound, {k}: chatstore {a:.0f} tps, floor {f:.0f} tps: {ratio(a, f):.2f}x the floor")
+
+
+LOAD = (9_000_001, 9_001_000)      # append-load: 1,000 conversations
+
+
+def table_stats(table):
+    """Cumulative inserts, updates and HOT updates of a table (a fresh connection: the pgbench backends have exited
+    and flushed their statistics)."""
+    with conn() as c:
+        c.execute("SELECT pg_stat_clear_snapshot()")
+        return c.execute("SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = %s::regclass",
+                         (table,)).fetchone()
+
+
+def cost_run(layout, options):
+    """One CPU-bound append run of a layout: tps, WAL bytes per append, and the conversation's HOT share."""
+    table = "alt.lc_messages" if layout == "langchain" else "chatstore.message"
+    execute("CHECKPOINT")
+    ins0, _, _ = table_stats(table)
+    _, upd0, hot0 = table_stats("chatstore.conversation")
+    lsn0 = scalar("SELECT pg_current_wal_lsn()")
+    tps, _, _ = pgbench(f"append/{layout}", *APPEND, clients=2, options=options)
+    wal = scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (lsn0,))
+    ins1, _, _ = table_stats(table)
+    _, upd1, hot1 = table_stats("chatstore.conversation")
+    n = max(ins1 - ins0, 1)
+    return {"tps": tps, "wal_per_append": float(wal) / n,
+            "hot_share": (hot1 - hot0) / (upd1 - upd0) if upd1 > upd0 else None}
+
+
+def bench_append_cost():
+    """Issue 12's figures: CPU-bound append (synchronous_commit off, 2 clients, 1,000 conversations) of chatstore,
+    the same-schema floor and a bare one-row insert in LangChain's layout, interleaved runs, medians; with the
+    search index and without it; WAL bytes per append and the HOT share of the conversation updates; index writes
+    per append."""
+    log("== append cost, CPU-bound: chatstore, the same-schema floor, a bare insert; WAL bytes; HOT share")
+    cpu = "-c synchronous_commit=off"
+    out = {}
+    for with_index in (True, False):
+        if not with_index:
+            execute("DROP INDEX chatstore.message_search_idx")
+        runs = {layout: [] for layout in ("chatstore", "floor", "langchain")}
+        for _ in range(REPEATS):
+            for layout in runs:
+                runs[layout].append(cost_run(layout, cpu))
+        key = "index" if with_index else "no-index"
+        for layout, rs in runs.items():
+            out[f"{layout}/{key}"] = {
+                "tps": statistics.median(r["tps"] for r in rs),
+                "wal_per_append": statistics.median(r["wal_per_append"] for r in rs),
+                "hot_share": statistics.median(r["hot_share"] for r in rs) if rs[0]["hot_share"] is not None else None,
+                "runs_tps": [r["tps"] for r in rs]}
+            o = out[f"{layout}/{key}"]
+            log(f"  {layout:10} {key:8}: {o['tps']:8.0f} tps, {o['wal_per_append']:6.0f} WAL bytes/append"
+                + (f", HOT {o['hot_share']:.1%}" if o["hot_share"] is not None and layout != "langchain" else "")
+                + f"  (runs: {', '.join(f'{t:.0f}' for t in o['runs_tps'])})")
+        clear_appends()
+    execute("CREATE INDEX message_search_idx ON chatstore.message "
+            "USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = off)")
+    # index entries an append writes: message_pkey 1; the BRIN on created_at only when a new block range starts;
+    # the search index one per lexeme of the message; the conversation's three indexes only when the update is not
+    # HOT (the idempotency index only for a keyed append)
+    lexemes = scalar("SELECT length(chatstore.search_vector('u', %s))", (CONTENT,))
+    for key in ("index", "no-index"):
+        hot = out[f"chatstore/{key}"]["hot_share"] or 0
+        out[f"chatstore/{key}"]["index_writes_per_append"] = 1 + (lexemes if key == "index" else 0) + 3 * (1 - hot)
+    out["bare_index_writes_per_append"] = 2
+    results["append_cost"] = out
+    for key in ("index", "no-index"):
+        c, f, b = (out[f"{l}/{key}"] for l in ("chatstore", "floor", "langchain"))
+        log(f"  {key}: chatstore {ratio(c['tps'], b['tps']):.2f}x the bare insert's tps ({ratio(c['tps'], f['tps']):.2f}x"
+            f" the floor's), WAL {ratio(c['wal_per_append'], b['wal_per_append']):.2f}x the bare insert's,"
+            f" {c['index_writes_per_append']:.1f} index entries per append (bare insert: 2)")
+
+
+def bench_append_load():
+    """The conversation table and its indexes under a long append load: LOAD_MESSAGES appends to 1,000
+    conversations (2 clients, CPU-bound), autovacuum on; sizes before and after."""
+    log(f"== append load: {LOAD_MESSAGES:,} appends to 1,000 conversations; the conversation table's size")
+    execute(f"INSERT INTO chatstore.conversation (id, user_id, title, created_at, last_activity_at) "
+            f"SELECT alt.cid(n), 'load' || (n % 100), 'load', now(), now() FROM generate_series({LOAD[0]}, {LOAD[1]}) n")
+    execute("VACUUM ANALYZE chatstore.conversation")
+    size_sql = ("SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'chatstore' AND (c.relname = 'conversation' OR c.oid IN "
+                "(SELECT indexrelid FROM pg_index WHERE indrelid = 'chatstore.conversation'::regclass)) ORDER BY 1")
+    before = dict(sql(size_sql))
+    _, upd0, hot0 = table_stats("chatstore.conversation")
+    per_client = LOAD_MESSAGES // 2
+    with tempfile.TemporaryDirectory() as d:
+        script = os.path.join(d, "script.sql")
+        with open(script, "w") as f:
+            f.write(SCRIPTS["append/chatstore"])
+        t0 = time.time()
+        subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", "2", "-j", "2", "-t", str(per_client),
+                        "-D", f"lo={LOAD[0]}", "-D", f"hi={LOAD[1]}", "-f", script],
+                       check=True, capture_output=True, env=dict(os.environ, PGOPTIONS="-c synchronous_commit=off"))
+        seconds = time.time() - t0
+    after = dict(sql(size_sql))
+    _, upd1, hot1 = table_stats("chatstore.conversation")
+    out = {"appends": per_client * 2, "seconds": seconds, "hot_share": (hot1 - hot0) / max(upd1 - upd0, 1),
+           "bytes_before": before, "bytes_after": after}
+    results["append_load"] = out
+    log(f"  {per_client * 2:,} appends in {seconds:.0f} s, HOT {out['hot_share']:.1%}")
+    for rel in sorted(before):
+        log(f"  {rel:40} {before[rel] / 1e3:10.0f} kB before, {after[rel] / 1e3:10.0f} kB after")
+    execute(f"DELETE FROM chatstore.message WHERE conversation_id IN "
+            f"(SELECT alt.cid(n) FROM generate_series({LOAD[0]}, {LOAD[1]}) n)")
+    execute(f"DELETE FROM chatstore.conversation WHERE id IN (SELECT alt.cid(n) FROM generate_series({LOAD[0]}, {LOAD[1]}) n)")
 
 
 def bench_last20():
@@ -706,6 +815,31 @@ def report():
         for window, small in ((1000, "1,000"), (10000, "10,000")):
             add(f"| {window:,} | {m[f'{small}/{window}']['peak_private_kb']:,} kB | "
                 f"{m[f'100,000/{window}']['peak_private_kb']:,} kB |")
+    if "append_cost" in results:
+        ac = results["append_cost"]
+        add("")
+        add("Append cost, CPU-bound (synchronous_commit off, 2 clients, 1,000 conversations; interleaved runs, medians):")
+        add("")
+        add("| | tps | / bare insert | WAL bytes per append | / bare insert | HOT share | index entries per append |")
+        add("|---|---:|---:|---:|---:|---:|---:|")
+        for key, label in (("index", "with the search index"), ("no-index", "without it")):
+            b = ac[f"langchain/{key}"]
+            for layout in ("chatstore", "floor"):
+                o = ac[f"{layout}/{key}"]
+                add(f"| {layout} ({label}) | {o['tps']:.0f} | {ratio(o['tps'], b['tps']):.2f} | {o['wal_per_append']:.0f} | "
+                    f"{ratio(o['wal_per_append'], b['wal_per_append']):.2f} | {o['hot_share'] or 0:.1%} | "
+                    + (f"{o['index_writes_per_append']:.1f} |" if layout == "chatstore" else " |"))
+            add(f"| bare insert ({label} run) | {b['tps']:.0f} | 1.00 | {b['wal_per_append']:.0f} | 1.00 | | 2 |")
+    if "append_load" in results:
+        al = results["append_load"]
+        add("")
+        add(f"Append load: {al['appends']:,} appends to 1,000 conversations in {al['seconds']:.0f} s, "
+            f"HOT {al['hot_share']:.1%}; sizes before and after (autovacuum on):")
+        add("")
+        add("| relation | before | after |")
+        add("|---|---:|---:|")
+        for rel in sorted(al["bytes_before"]):
+            add(f"| {rel} | {al['bytes_before'][rel] / 1e3:.0f} kB | {al['bytes_after'][rel] / 1e3:.0f} kB |")
     add("")
     add("### Targets")
     add("")
@@ -806,6 +940,10 @@ def main():
         bench_memory()
     if "search" in SECTIONS:
         bench_search()
+    if "append-cost" in SECTIONS:
+        bench_append_cost()
+    if "append-load" in SECTIONS:
+        bench_append_load()
     if set(SECTIONS) >= set(ALL_SECTIONS):
         report()
         return
