@@ -15,7 +15,7 @@ OBJS         = src/chatstore.o src/uuidv7.o src/tokens.o src/conversation.o \
                src/append.o src/history.o src/archive.o src/stats.o \
                src/privileges.o src/worker.o src/limits.o \
                src/tags.o src/lifecycle.o src/keys.o src/usage.o src/search.o src/export.o \
-               src/rewind.o
+               src/rewind.o src/citus.o
 
 DATA_built   = chatstore--$(EXTVERSION).sql
 # upgrade scripts, and the install scripts of released versions (frozen: the upgrade test installs each)
@@ -52,7 +52,7 @@ $(OBJS): src/chatstore.h
 chatstore--$(EXTVERSION).sql: src/chatstore.sql chatstore.control
 	cp $< $@
 
-.PHONY: demo test stress bench setup
+.PHONY: demo test stress bench setup test-citus
 
 # Install missing system packages (as root, with apt-get), then build and install the extension.
 setup:
@@ -75,3 +75,7 @@ BENCH_SHARED_BUFFERS ?= $(shell awk '/MemTotal/ {mb = int($$2 * 0.4 / 1024); pri
 
 bench: setup
 	@test/with-server -o fsync=on -o shared_buffers=$(BENCH_SHARED_BUFFERS) -o max_wal_size=8GB test/bench/run
+
+# every suite against a Citus coordinator with two workers, chatstore distributed (skipped without Citus)
+test-citus: all install
+	@PG_CONFIG=$(PG_CONFIG) test/citus/run

@@ -271,6 +271,53 @@ ChatstoreIntervalAgo(const char *setting_name, const char *setting, Interval *iv
 }
 
 /*
+ * ArchiveIdle's batch on a distributed install, where a locking query must
+ * target one conversation (Citus refuses FOR UPDATE across shards): the
+ * conversations chosen without locks (in SPI_tuptable) are each locked
+ * alone, FOR UPDATE SKIP LOCKED with status and activity checked again on
+ * the newest row version, and each one locked is archived in a statement of
+ * its own, routed to its shard.  Returns how many; adds their messages to
+ * *messages.
+ */
+static int64
+ArchiveEachLocked(TimestampTz cutoff, TimestampTz now, int64 *messages)
+{
+	static SPIPlanPtr lock = NULL;
+	static const Oid argtypes[2] = {UUIDOID, TIMESTAMPTZOID};
+	SPITupleTable *chosen = SPI_tuptable;
+	uint64		n = SPI_processed;
+	int64		archived = 0;
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		args[2] = {SPI_getbinval(chosen->vals[i], chosen->tupdesc, 1, &isnull),
+		TimestampTzGetDatum(cutoff)};
+		ArrayType  *idarray;
+
+		if (SPI_execute_plan(ChatstorePlan(&lock,
+										   "SELECT id FROM chatstore.conversation"
+										   " WHERE id OPERATOR(pg_catalog.=) $1"
+										   "   AND status OPERATOR(pg_catalog.=) 'active'"
+										   "   AND last_activity_at OPERATOR(pg_catalog.<) $2"
+										   " FOR UPDATE SKIP LOCKED",
+										   2, argtypes),
+							 args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "chatstore: archive lock failed");
+		if (SPI_processed == 0)
+			continue;
+		SPI_freetuptable(SPI_tuptable);
+		idarray = construct_array(&args[0], 1, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
+		*messages += MoveToArchive(PointerGetDatum(idarray), now);
+		SPI_freetuptable(SPI_tuptable);
+		pfree(idarray);
+		archived++;
+	}
+	SPI_freetuptable(chosen);
+	return archived;
+}
+
+/*
  * Archive up to "limit" active conversations of the actor whose last
  * activity is before cutoff, the longest idle first, in statements of
  * chatstore.archive_batch_size conversations.  Returns how many; adds the
@@ -278,14 +325,17 @@ ChatstoreIntervalAgo(const char *setting_name, const char *setting, Interval *iv
  *
  * Rows are chosen FOR UPDATE SKIP LOCKED, and the choice re-checks status
  * and activity on the newest row version, so two archivers never move a
- * conversation twice and neither waits for the other or for an append.
+ * conversation twice and neither waits for the other or for an append.  On
+ * a distributed install each is locked alone (ArchiveEachLocked).
  */
 int64
 ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages)
 {
 	static SPIPlanPtr choose = NULL;
+	static SPIPlanPtr choose_distributed = NULL;
 	static const Oid argtypes[3] = {TIMESTAMPTZOID, INT4OID, TEXTOID};
 	TimestampTz now = GetCurrentTimestamp();
+	bool		distributed = ChatstoreDistributed();
 	Datum		user_arg;
 	char		user_null;
 	int64		archived = 0;
@@ -304,7 +354,15 @@ ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages)
 		ArrayType  *idarray;
 		int			n;
 
-		if (SPI_execute_plan(ChatstorePlan(&choose,
+		if (SPI_execute_plan(distributed ?
+							 ChatstorePlan(&choose_distributed,
+										   "SELECT id FROM chatstore.conversation"
+										   " WHERE status OPERATOR(pg_catalog.=) 'active'"
+										   "   AND last_activity_at OPERATOR(pg_catalog.<) $1"
+										   "   AND ($3 IS NULL OR user_id OPERATOR(pg_catalog.=) $3)"
+										   " ORDER BY last_activity_at LIMIT $2",
+										   3, argtypes) :
+							 ChatstorePlan(&choose,
 										   "SELECT id FROM chatstore.conversation"
 										   " WHERE status OPERATOR(pg_catalog.=) 'active'"
 										   "   AND activity_bucket OPERATOR(pg_catalog.<) $1"
@@ -318,6 +376,15 @@ ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages)
 		n = (int) SPI_processed;
 		if (n == 0)
 			break;
+		if (distributed)
+		{
+			int64		moved = ArchiveEachLocked(cutoff, now, messages);
+
+			archived += moved;
+			if (moved < n || n < batch)
+				break;			/* another transaction holds some: leave them to a later run */
+			continue;
+		}
 		ids = palloc(sizeof(Datum) * n);
 		for (int i = 0; i < n; i++)
 		{
@@ -693,6 +760,55 @@ chatstore_purge(PG_FUNCTION_ARGS)
 }
 
 /*
+ * erase_user's lock on a distributed install, where a locking query must
+ * target one conversation (Citus refuses FOR UPDATE across shards): the
+ * user's conversations are found without locks, then each is locked FOR
+ * UPDATE alone, in id order.  Returns the ids of those still there as a
+ * uuid[] (*isnull when none).  Requires SPI.
+ */
+static Datum
+LockEachOfUser(Datum user_id, bool *isnull)
+{
+	static SPIPlanPtr find = NULL;
+	static SPIPlanPtr lock = NULL;
+	static const Oid findtypes[1] = {TEXTOID};
+	static const Oid locktypes[2] = {UUIDOID, TEXTOID};
+	SPITupleTable *found;
+	Datum	   *ids;
+	int			n;
+	int			locked = 0;
+
+	if (SPI_execute_plan(ChatstorePlan(&find,
+									   "SELECT id FROM chatstore.conversation"
+									   " WHERE user_id OPERATOR(pg_catalog.=) $1 ORDER BY id",
+									   1, findtypes),
+						 &user_id, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: erase_user lookup failed");
+	found = SPI_tuptable;
+	n = (int) SPI_processed;
+	ids = palloc(sizeof(Datum) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		Datum		args[2] = {SPI_getbinval(found->vals[i], found->tupdesc, 1, isnull), user_id};
+
+		if (SPI_execute_plan(ChatstorePlan(&lock,
+										   "SELECT id FROM chatstore.conversation"
+										   " WHERE id OPERATOR(pg_catalog.=) $1"
+										   "   AND user_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+										   2, locktypes),
+							 args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "chatstore: erase_user lock failed");
+		if (SPI_processed == 1)
+			ids[locked++] = args[0];
+		SPI_freetuptable(SPI_tuptable);
+	}
+	*isnull = locked == 0;
+	if (*isnull)
+		return (Datum) 0;
+	return PointerGetDatum(construct_array(ids, locked, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+}
+
+/*
  * chatstore.erase_user(user_id text) RETURNS bigint
  *
  * The right to erasure: deletes every conversation of one user, live and
@@ -724,14 +840,19 @@ chatstore_erase_user(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(0);		/* another user's conversations: none to see */
 
 	ChatstoreConnect(fcinfo, &call);
-	if (SPI_execute_plan(ChatstorePlan(&lock,
-									   "SELECT pg_catalog.array_agg(id) FROM ("
-									   "  SELECT id FROM chatstore.conversation"
-									   "  WHERE user_id OPERATOR(pg_catalog.=) $1 FOR UPDATE) c",
-									   1, argtypes),
-						 args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "chatstore: erase_user lookup failed");
-	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (ChatstoreDistributed())
+		ids = LockEachOfUser(args[0], &isnull);
+	else
+	{
+		if (SPI_execute_plan(ChatstorePlan(&lock,
+										   "SELECT pg_catalog.array_agg(id) FROM ("
+										   "  SELECT id FROM chatstore.conversation"
+										   "  WHERE user_id OPERATOR(pg_catalog.=) $1 FOR UPDATE) c",
+										   1, argtypes),
+							 args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "chatstore: erase_user lookup failed");
+		ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	}
 	if (isnull)
 	{
 		ChatstoreFinish(&call);

@@ -124,6 +124,12 @@ extern void ChatstoreCheckWindow(const char *argname, int32 value);
 extern void ChatstoreConversationNotFound(pg_uuid_t *id) pg_attribute_noreturn();
 extern void ChatstoreConversationArchived(pg_uuid_t *id) pg_attribute_noreturn();
 
+/* citus.c: a distributed install (chatstore.distribute() on a Citus coordinator) */
+extern bool ChatstoreCitusPresent(void);
+extern bool ChatstoreDistributed(void);
+extern bool ChatstoreCitusWorker(void);
+extern void ChatstoreRunOnWorkers(const char *sql);
+
 /* conversation.c: where the next page of a keyset-paged list of conversations starts */
 extern Datum ChatstorePagePosition(Datum before, Datum user_id);
 extern void ChatstoreGetActor(Actor *actor);

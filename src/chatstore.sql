@@ -721,8 +721,49 @@ COMMENT ON FUNCTION chatstore.search(text, text, uuid, text, timestamptz, timest
 CREATE INDEX message_search_idx
     ON chatstore.message USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = off);
 
+-- Citus
+
+CREATE FUNCTION chatstore.distribute(shard_count integer DEFAULT 32)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'chatstore_distribute'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.distribute(integer) IS
+    'on a Citus coordinator: distributes the chat tables by conversation id, colocated, moving their rows to the workers; false when distributed already';
+
+CREATE FUNCTION chatstore.undistribute_on_drop()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'chatstore_undistribute_on_drop'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.undistribute_on_drop() IS
+    'event trigger of DROP EXTENSION: before chatstore is dropped, removes its distributed tables'' shards from the Citus workers';
+
+-- DROP EXTENSION chatstore on a Citus coordinator: the shards go first (Citus's own drop trigger does not see the
+-- tables an extension takes with it); any other DROP EXTENSION costs a look at the statement.
+CREATE EVENT TRIGGER chatstore_undistribute_on_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION chatstore.undistribute_on_drop();
+
+COMMENT ON EVENT TRIGGER chatstore_undistribute_on_drop IS
+    'removes chatstore''s shards from the Citus workers before DROP EXTENSION chatstore';
+
 -- Nothing is granted to PUBLIC: chatstore.grant_app() and grant_admin() hand out the two levels.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA chatstore FROM PUBLIC;
+
+-- On a Citus worker (Citus creates chatstore there when the coordinator distributes it), the shards' row-level
+-- security policies call is_admin() as the role that reads through the coordinator, which grant_app() made on the
+-- coordinator only: there, every role may ask whether it is an admin.
+DO $$
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL THEN
+        IF (SELECT g.worker FROM (SELECT pg_catalog.bool_or(groupid OPERATOR(pg_catalog.<>) 0) AS worker
+                                  FROM pg_catalog.pg_dist_local_group) g) THEN
+            GRANT EXECUTE ON FUNCTION chatstore.is_admin() TO PUBLIC;
+        END IF;
+    END IF;
+END
+$$;
 
 -- Row-level security for roles that read the tables directly: with chatstore.user_id set, that user's rows;
 -- without it, every row for an admin and none for an app role.  The functions run as the extension's owner

@@ -120,11 +120,40 @@ ReadNewest(MessageTable table, pg_uuid_t *conversation_id, TimestampTz archived_
 }
 
 /*
+ * ScanNewestLive on a distributed install (chatstore.distribute()): the
+ * coordinator's chatstore.message is an empty shell there, so the window is
+ * read through SPI, which Citus routes to the conversation's shard.
+ */
+static uint64
+ReadNewestLive(pg_uuid_t *conversation_id, int32 max_messages, int64 before_seq, Window *w)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[3] = {UUIDOID, INT8OID, INT4OID};
+	Datum		args[3] = {UUIDPGetDatum(conversation_id), Int64GetDatum(before_seq),
+	Int32GetDatum(max_messages)};
+	int			rc;
+
+	rc = SPI_execute_plan(ChatstoreWindowPlan(&plan,
+										"SELECT " MESSAGE_COLUMNS " FROM chatstore.message"
+										" WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+										"   AND seq OPERATOR(pg_catalog.<) $2"
+										" ORDER BY seq DESC LIMIT $3",
+										3, argtypes),
+						  args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: history read failed: %s", SPI_result_code_string(rc));
+	for (int64 i = (int64) SPI_processed - 1; i >= 0; i--)
+		WindowAdd(w, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+	return SPI_processed;
+}
+
+/*
  * The newest max_messages live messages with seq < before_seq, newest first,
  * read straight from the (conversation_id, seq) primary key with an index
  * scan: the hottest read of all, so it skips SPI's planner and executor.
  * Adds them to w in reverse, oldest first; returns how many.  Runs as the
- * owner (ChatstoreConnect), under the calling statement's snapshot.
+ * owner (ChatstoreConnect), under the calling statement's snapshot.  On a
+ * distributed install the table here is empty: ReadNewestLive instead.
  */
 static uint64
 ScanNewestLive(pg_uuid_t *conversation_id, int32 max_messages, int64 before_seq, Window *w)
@@ -142,6 +171,8 @@ ScanNewestLive(pg_uuid_t *conversation_id, int32 max_messages, int64 before_seq,
 	HeapTuple  *rows = palloc(sizeof(HeapTuple) * max_messages);
 	uint64		n = 0;
 
+	if (ChatstoreDistributed())
+		return ReadNewestLive(conversation_id, max_messages, before_seq, w);
 	if (!OidIsValid(relid) || !OidIsValid(indexid))
 		elog(ERROR, "chatstore: table chatstore.message or its primary key is missing");
 	rel = table_open(relid, AccessShareLock);

@@ -149,8 +149,9 @@ HaveAdminTable(void)
 }
 
 /*
- * Add a role name to chatstore.admin_role (add is true) or remove it.
- * Requires SPI, connected as the extension's owner.
+ * Add a role name to chatstore.admin_role (add is true) or remove it, on
+ * the coordinator and every worker of a distributed install.  Requires SPI,
+ * connected as the extension's owner.
  */
 static void
 SetAdminRow(const char *role, bool add)
@@ -170,6 +171,12 @@ SetAdminRow(const char *role, bool add)
 							   1, argtypes, args, NULL, false, 0);
 	if (rc != (add ? SPI_OK_INSERT : SPI_OK_DELETE))
 		elog(ERROR, "chatstore: admin_role update failed: %s", SPI_result_code_string(rc));
+	/* on a distributed install, every worker's copy too (the policies there read it): see citus.c */
+	ChatstoreRunOnWorkers(add ?
+						  psprintf("INSERT INTO chatstore.admin_role (role_name) VALUES (%s)"
+								   " ON CONFLICT (role_name) DO NOTHING", quote_literal_cstr(role)) :
+						  psprintf("DELETE FROM chatstore.admin_role WHERE role_name OPERATOR(pg_catalog.=) %s",
+								   quote_literal_cstr(role)));
 }
 
 /*

@@ -1048,6 +1048,7 @@ chatstore_archiver_main(Datum main_arg)
 	int			slotno = DatumGetInt32(main_arg);
 	ArchiverArgs args;
 	Oid			extoid;
+	bool		citus_worker = false;
 	RunOutcome	outcome;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
@@ -1065,10 +1066,17 @@ chatstore_archiver_main(Datum main_arg)
 	StartTransactionCommand();
 	strlcpy(archiver_dbname, get_database_name(MyDatabaseId), NAMEDATALEN);
 	extoid = get_extension_oid("chatstore", true);
+	/* a Citus worker holds shards of the coordinator's tables: the coordinator's archiver archives them */
+	if (OidIsValid(extoid) && !RecoveryInProgress())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		citus_worker = ChatstoreCitusWorker();
+		PopActiveSnapshot();
+	}
 	CommitTransactionCommand();
 
-	if (RecoveryInProgress() || StopRequested())
-		outcome = RUN_STOPPED;	/* a standby (the primary archives), or unwanted */
+	if (RecoveryInProgress() || StopRequested() || citus_worker)
+		outcome = RUN_STOPPED;	/* a standby (the primary archives), a Citus worker, or unwanted */
 	else if (!OidIsValid(extoid))
 		outcome = RUN_NO_EXTENSION;
 	else if (!LockArchiver(extoid))
