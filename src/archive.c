@@ -358,9 +358,10 @@ ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages)
 							 ChatstorePlan(&choose_distributed,
 										   "SELECT id FROM chatstore.conversation"
 										   " WHERE status OPERATOR(pg_catalog.=) 'active'"
+										   "   AND activity_bucket OPERATOR(pg_catalog.<) $1"
 										   "   AND last_activity_at OPERATOR(pg_catalog.<) $1"
 										   "   AND ($3 IS NULL OR user_id OPERATOR(pg_catalog.=) $3)"
-										   " ORDER BY last_activity_at LIMIT $2",
+										   " ORDER BY activity_bucket, last_activity_at LIMIT $2",
 										   3, argtypes) :
 							 ChatstorePlan(&choose,
 										   "SELECT id FROM chatstore.conversation"
