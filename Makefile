@@ -6,6 +6,8 @@
 #   make test       the same set-up, then every test suite; ends with "N passed, N failed, N skipped"
 #   make stress     make test with the long variants of the crash, fuzz and archiver tests
 #   make bench      benchmarks (long; never part of make test)
+#   make dist       PGXN release zip of the last commit: dist/chatstore-X.Y.Z.zip (README "Packages")
+#   make deb        Debian package postgresql-15-chatstore, built in a temporary copy: dist/*.deb (README "Packages")
 
 EXTENSION    = chatstore
 EXTVERSION   = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" chatstore.control)
@@ -52,7 +54,7 @@ $(OBJS): src/chatstore.h
 chatstore--$(EXTVERSION).sql: src/chatstore.sql chatstore.control
 	cp $< $@
 
-.PHONY: demo test stress bench setup test-citus
+.PHONY: demo test stress bench setup test-citus dist deb
 
 # Install missing system packages (as root, with apt-get), then build and install the extension.
 setup:
@@ -79,3 +81,22 @@ bench: setup
 # every suite against a Citus coordinator with two workers, chatstore distributed (skipped without Citus)
 test-citus: all install
 	@PG_CONFIG=$(PG_CONFIG) test/citus/run
+# PGXN wants a semantic version (X.Y.Z) in META.json and in the zip's name: default_version 1.1 is 1.1.0 there.
+DISTVERSION  = $(shell echo '$(EXTVERSION)' | sed 's/^\([0-9]*\.[0-9]*\)$$/\1.0/')
+DIST_DIR    ?= dist
+
+# The PGXN release zip: the committed files of HEAD (git archive) under one top directory chatstore-X.Y.Z/.
+# Uncommitted changes are not in it (a warning lists them): commit first, then make dist.
+dist:
+	@git rev-parse --verify -q HEAD >/dev/null || { echo "make dist: needs a git checkout (it archives the last commit)"; exit 1; }
+	@mkdir -p $(DIST_DIR)
+	git archive --format zip --prefix chatstore-$(DISTVERSION)/ -o $(DIST_DIR)/chatstore-$(DISTVERSION).zip HEAD
+	@if [ -n "$$(git status --porcelain --untracked-files=no)" ]; then \
+	  echo "make dist: WARNING: the zip holds the last commit ($$(git rev-parse --short HEAD)); these uncommitted changes are NOT in it:"; \
+	  git status --short --untracked-files=no; fi
+	@echo "make dist: $(DIST_DIR)/chatstore-$(DISTVERSION).zip"
+
+# The Debian package, built by dpkg-buildpackage with pg_buildext (debian/rules) in a temporary copy of the tree;
+# the .deb files land in $(DIST_DIR). debian/make-deb says what it copies.
+deb:
+	@DEB_DIR=$(DIST_DIR) debian/make-deb
