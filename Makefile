@@ -15,7 +15,7 @@ OBJS         = src/chatstore.o src/uuidv7.o src/tokens.o src/conversation.o \
                src/append.o src/history.o src/archive.o src/stats.o \
                src/privileges.o src/worker.o src/limits.o \
                src/tags.o src/lifecycle.o src/keys.o src/usage.o src/search.o src/export.o \
-               src/rewind.o
+               src/rewind.o src/migrate.o
 
 DATA_built   = chatstore--$(EXTVERSION).sql
 # upgrade scripts, and the install scripts of released versions (frozen: the upgrade test installs each)
@@ -23,7 +23,7 @@ DATA         = $(wildcard src/updates/chatstore--*--*.sql) $(wildcard src/releas
 
 # pg_regress suites, in sql/ and expected/
 REGRESS      = conversation append history archive privileges search_path stats partitions tags lifecycle keys \
-               usage search export rewind
+               usage search export rewind migrate
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 
 # PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.
