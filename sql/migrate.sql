@@ -162,9 +162,11 @@ INSERT INTO bad_store (session_id, message) VALUES
 ('b8', NULL),
 ('', '{"type": "human", "data": {"content": "empty session id"}}'),
 ('b9', ('{"type": "ai", "data": {"content": "x", "additional_kwargs": {"big": "' || repeat('x', 70000) || '"}}}')::jsonb),
-('b10', '{"type": "human", "data": {"content": "   "}}');
+('b10', '{"type": "human", "data": {"content": "   "}}'),
+('b11', '{"type": "human", "data": {"content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}}');
 SELECT key, status, sqlstate, error, detail FROM chatstore.import_langchain('bad_store', for_user => 'lc-erin') ORDER BY key;
-SELECT count(*) AS stored FROM chatstore.conversation WHERE user_id = 'lc-erin';
+SELECT key, m.content, m.metadata FROM chatstore.conversation c JOIN chatstore.message m ON m.conversation_id = c.id
+WHERE c.user_id = 'lc-erin' ORDER BY key;
 
 -- the columns a LangChain table must have, and its created_at a timestamptz
 CREATE TABLE no_message (id serial, session_id text);
@@ -243,11 +245,21 @@ SELECT * FROM chatstore.import_sessions('local_messages', time_zone => NULL);
 \echo :SQLSTATE
 SELECT * FROM chatstore.import_sessions('chat_history');
 \echo :SQLSTATE
--- NULLs in the source fail their session
+-- a timestamptz is taken as it is
+CREATE TABLE tz_messages (id serial, session_id text, user_id text, role text, content text, created_at timestamptz);
+INSERT INTO tz_messages (session_id, user_id, role, content, created_at)
+VALUES ('tz', 's0-user3', 'user', 'with its offset', '2024-07-01 12:00:00+02');
+SELECT user_id, key, status FROM chatstore.import_sessions('tz_messages', time_zone => 'Asia/Tokyo');
+SELECT created_at FROM chatstore.history(chatstore.conversation_id('s0-user3', 'tz'));
+-- NULLs in the source fail their session; without created_at a message's time is the time of the import
 CREATE TABLE null_messages (id serial, session_id text, user_id text, role text, content text);
 INSERT INTO null_messages (session_id, user_id, role, content) VALUES
-('n1', NULL, 'user', 'no user'), ('n2', 's0-user3', 'user', NULL), (NULL, 's0-user3', 'user', 'no session');
+('n1', NULL, 'user', 'no user'), ('n2', 's0-user3', 'user', NULL), (NULL, 's0-user3', 'user', 'no session'),
+('n3', 's0-user3', 'user', 'fine');
+BEGIN;
 SELECT user_id, key, status, sqlstate, error FROM chatstore.import_sessions('null_messages') ORDER BY key;
+SELECT created_at >= now() AS import_time FROM chatstore.history(chatstore.conversation_id('s0-user3', 'n3'));
+COMMIT;
 
 --
 -- privileges: granted by grant_admin only; the caller must be able to read the source itself
