@@ -17,7 +17,7 @@ OBJS         = src/chatstore.o src/uuidv7.o src/tokens.o src/conversation.o \
                src/append.o src/history.o src/archive.o src/stats.o \
                src/privileges.o src/worker.o src/limits.o \
                src/tags.o src/lifecycle.o src/keys.o src/usage.o src/search.o src/export.o \
-               src/rewind.o src/citus.o
+               src/rewind.o src/citus.o src/migrate.o
 
 DATA_built   = chatstore--$(EXTVERSION).sql
 # upgrade scripts, and the install scripts of released versions (frozen: the upgrade test installs each)
@@ -25,7 +25,7 @@ DATA         = $(wildcard src/updates/chatstore--*--*.sql) $(wildcard src/releas
 
 # pg_regress suites, in sql/ and expected/
 REGRESS      = conversation append history archive privileges search_path stats partitions tags lifecycle keys \
-               usage search export rewind
+               usage search export rewind migrate
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 
 # PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.
@@ -81,6 +81,7 @@ bench: setup
 # every suite against a Citus coordinator with two workers, chatstore distributed (skipped without Citus)
 test-citus: all install
 	@PG_CONFIG=$(PG_CONFIG) test/citus/run
+
 # PGXN wants a semantic version (X.Y.Z) in META.json and in the zip's name: default_version 1.1 is 1.1.0 there.
 DISTVERSION  = $(shell echo '$(EXTVERSION)' | sed 's/^\([0-9]*\.[0-9]*\)$$/\1.0/')
 DIST_DIR    ?= dist

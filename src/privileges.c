@@ -105,6 +105,8 @@ static const char *const admin_functions[] = {
 	"chatstore.stats(text, jsonb)",
 	"chatstore.storage()",
 	"chatstore.list_all_conversations(text, integer, uuid, text, jsonb)",
+	"chatstore.import_langchain(regclass, text, jsonb)",
+	"chatstore.import_sessions(regclass, text)",
 };
 
 /* The tables both levels may read (row-level security filters them). */

@@ -574,6 +574,29 @@ COMMENT ON FUNCTION chatstore.transcript(uuid) IS
 REVOKE ALL ON FUNCTION chatstore.export_conversation(uuid), chatstore.import_conversation(jsonb, boolean),
     chatstore.transcript(uuid) FROM PUBLIC;
 
+-- Migration in one call
+
+CREATE FUNCTION chatstore.import_langchain(source regclass, for_user text DEFAULT NULL, users jsonb DEFAULT NULL)
+RETURNS TABLE (user_id text, key text, conversation_id uuid, status text, messages integer, sqlstate text,
+               error text, detail text)
+AS 'MODULE_PATHNAME', 'chatstore_import_langchain'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.import_langchain(regclass, text, jsonb) IS
+    'stores each session of a LangChain PostgresChatMessageHistory table as the keyed conversation of its user, all or nothing per session, importing only what is new when run again; one row per session';
+
+CREATE FUNCTION chatstore.import_sessions(source regclass, time_zone text DEFAULT 'UTC')
+RETURNS TABLE (user_id text, key text, conversation_id uuid, status text, messages integer, sqlstate text,
+               error text, detail text)
+AS 'MODULE_PATHNAME', 'chatstore_import_sessions'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.import_sessions(regclass, text) IS
+    'stores each (user_id, session_id) of a messages table (id, session_id, user_id, role, content, created_at) as the keyed conversation of that user, all or nothing per session, importing only what is new when run again; one row per session';
+
+REVOKE ALL ON FUNCTION chatstore.import_langchain(regclass, text, jsonb), chatstore.import_sessions(regclass, text)
+    FROM PUBLIC;
+
 -- 1.1 replaced append, list_conversations and stats (new arguments or columns) and added functions: the roles that
 -- used chatstore keep what they had only after chatstore.grant_app() or grant_admin() runs for them again. (A GRANT
 -- here would be recorded as the extension's initial privilege, which pg_dump leaves out.)

@@ -4,8 +4,11 @@ The seed keeps users, sessions keyed by ids the application chooses ("default", 
 writes save_message, get_session_messages, get_user_sessions, delete_session, a cleanup job for old sessions and
 backups by hand. Here each is one chatstore call: a session is a conversation with a key (chatstore.append_by_key
 creates it on its first message), the users and sessions tables are gone. Then the seed's own test_database.py,
-its chat engine's flow and its API endpoints, with assertions.
+its chat engine's flow and its API endpoints, with assertions. Last, the migration of the data the seed's own
+tables already hold: one call (chatstore.import_sessions), and the application carries on in chatstore.
 """
+import datetime
+
 import psycopg
 
 import seedlib
@@ -58,6 +61,16 @@ class Database:
         """Store a backup again, under its id (idempotent)."""
         with self.store.as_user(user_id) as db:
             return db.execute("SELECT chatstore.import_conversation(%s) AS id", (Jsonb(document),)).fetchone()["id"]
+
+
+def migrate_existing_data(admin_store):
+    """Move the hand-written layer's data (users, sessions, messages) into chatstore: one call, as an admin that
+    may read the messages table. Every (user_id, session_id) becomes that user's conversation keyed by the session
+    id, its messages in id order; one row per session says what became of it. Run it again and it stores nothing
+    twice (only messages added since)."""
+    with admin_store.as_user(None) as db:
+        return db.execute("SELECT user_id, key, status, messages FROM chatstore.import_sessions('messages') "
+                          "ORDER BY user_id, key").fetchall()
 
 
 def cleanup_old_sessions(admin_store, days):
@@ -191,6 +204,53 @@ def main():
     check_error("a failed first message leaves no session behind", "22023", db.save_message,
                 "user1", "new-tab", "user", "")
     check("... none", [s["session_id"] for s in db.get_user_sessions("user1") if s["session_id"] == "new-tab"], [])
+
+    # migrating the data the seed's own tables already hold (its schema, as the guide creates it, with
+    # datetime.utcnow() times): one call for every user and session
+    with psycopg.connect(autocommit=True) as owner:
+        owner.execute("""
+            CREATE TABLE users (user_id TEXT PRIMARY KEY, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+                                updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+            CREATE TABLE sessions (session_id TEXT, user_id TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+                                   last_accessed TIMESTAMP DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (session_id, user_id),
+                                   FOREIGN KEY (user_id) REFERENCES users(user_id) ON DELETE CASCADE);
+            CREATE TABLE messages (id SERIAL PRIMARY KEY, session_id TEXT NOT NULL, user_id TEXT NOT NULL,
+                                   role TEXT NOT NULL, content TEXT NOT NULL,
+                                   created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+                                   FOREIGN KEY (session_id, user_id) REFERENCES sessions(session_id, user_id)
+                                   ON DELETE CASCADE);
+            INSERT INTO users (user_id) VALUES ('ann'), ('ben');
+            INSERT INTO sessions (session_id, user_id) VALUES ('default', 'ann'), ('tab-1', 'ann'), ('default', 'ben');
+            INSERT INTO messages (session_id, user_id, role, content, created_at) VALUES
+              ('default', 'ann', 'system', 'You are a helpful coach.', '2024-03-01 10:00:00'),
+              ('default', 'ann', 'assistant', 'Hi! I am your coach.', '2024-03-01 10:00:01'),
+              ('tab-1', 'ann', 'user', 'Another tab', '2024-03-02 09:00:00'),
+              ('default', 'ann', 'user', 'How do I stay focused?', '2024-03-01 10:00:05'),
+              ('default', 'ben', 'user', 'Hello?', '2024-03-03 08:00:00');
+            """)
+        owner.execute(f"GRANT SELECT ON messages TO {seedlib.ADMIN_ROLE}")
+    admin = seedlib.admin()
+    check("migration: one row per session", migrate_existing_data(admin),
+          [{"user_id": "ann", "key": "default", "status": "imported", "messages": 3},
+           {"user_id": "ann", "key": "tab-1", "status": "imported", "messages": 1},
+           {"user_id": "ben", "key": "default", "status": "imported", "messages": 1}])
+    check("migrated: a session's messages in order", db.get_session_messages("ann", "default"),
+          [{"role": "system", "content": "You are a helpful coach."},
+           {"role": "assistant", "content": "Hi! I am your coach."},
+           {"role": "user", "content": "How do I stay focused?"}])
+    utc = datetime.timezone.utc
+    check("migrated: a user's sessions, last accessed first (times read as UTC)",
+          [(s["session_id"], s["created_at"], s["last_accessed"]) for s in db.get_user_sessions("ann")],
+          [("tab-1", datetime.datetime(2024, 3, 2, 9, 0, tzinfo=utc), datetime.datetime(2024, 3, 2, 9, 0, tzinfo=utc)),
+           ("default", datetime.datetime(2024, 3, 1, 10, 0, tzinfo=utc),
+            datetime.datetime(2024, 3, 1, 10, 0, 5, tzinfo=utc))])
+    check("migrating again stores nothing twice", {r["status"] for r in migrate_existing_data(admin)}, {"skipped"})
+    # the application now calls chatstore: the session goes on where the old tables left it
+    engine.chat("Back after the move", user_id="ann", session_id="default")
+    check("after the move: the session continues", [m["content"] for m in db.get_session_messages("ann", "default")][2:],
+          ["How do I stay focused?", "Back after the move", "(reply to message 4: Back after the move)"])
+    check("a late run after the switch changes nothing", {r["status"] for r in migrate_existing_data(admin)},
+          {"skipped"})
 
     seedlib.finish("000")
 
