@@ -70,7 +70,8 @@ class Tally:
 
     def line(self, name):
         errors = ", ".join(f"{n} x {code}" for code, n in sorted(self.errors.items())) or "none"
-        text = (f"{name}: {clients} client{'s' if clients > 1 else ''}, {self.transactions} transactions committed, {self.rows} rows read, "
+        text = (f"{name}: {clients} client{'s' if clients > 1 else ''}, "
+                f"{self.transactions} transactions committed, {self.rows} rows read, "
                 f"{self.foreign} foreign rows, {self.leaks} identity leaks, errors: {errors}")
         if not checking:
             return "measured: " + text, True
@@ -211,10 +212,10 @@ def main():
         t.join()
 
     good = True
-    for name in ("psycopg", "asyncpg"):
-        text, ok = tallies[name].line(name + (" (prepare_threshold=None)" if safe else " (defaults)")
-                                      if name == "psycopg" else
-                                      name + (" (statement_cache_size=0)" if safe else " (defaults)"))
+    labels = {"psycopg": "psycopg (prepare_threshold=None)" if safe else "psycopg (defaults)",
+              "asyncpg": "asyncpg (statement_cache_size=0)" if safe else "asyncpg (defaults)"}
+    for name, label in labels.items():
+        text, ok = tallies[name].line(label)
         print(text)
         good = good and ok
     if misbehave:
