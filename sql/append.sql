@@ -143,7 +143,7 @@ SELECT length((chatstore.append(:'c', 'assistant', repeat('a', 100000))).content
 SELECT chatstore.append(:'c', 'assistant', repeat('a', 100001));
 \echo :SQLSTATE
 -- the limits are set by a superuser (postgresql.conf, ALTER DATABASE/ROLE ... SET, or GRANT SET ON PARAMETER)
-CREATE ROLE chatstore_limit_tester;
+CREATE ROLE chatstore_limit_tester LOGIN;
 SET ROLE chatstore_limit_tester;
 SET chatstore.max_user_message_chars = 1000000;
 \echo :SQLSTATE

@@ -61,7 +61,7 @@ SELECT length(title) AS title_code_points
 FROM chatstore.get_conversation(:'lim');
 RESET chatstore.max_title_chars;
 -- the limit is policy: an application role cannot raise it for itself
-CREATE ROLE chatstore_title_tester;
+CREATE ROLE chatstore_title_tester LOGIN;
 SET ROLE chatstore_title_tester;
 SET chatstore.max_title_chars = 1000000;
 \echo :SQLSTATE

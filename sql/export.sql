@@ -296,7 +296,7 @@ SELECT chatstore.export_conversation(NULL);
 \echo :SQLSTATE
 
 -- per-user isolation: a declared user exports, imports and reads only its own conversations; admins any
-CREATE ROLE regress_export_app;
+CREATE ROLE regress_export_app LOGIN;
 SELECT chatstore.grant_app('regress_export_app');
 SET ROLE regress_export_app;
 SELECT chatstore.export_conversation('01900000-0000-7000-8000-000000000001');

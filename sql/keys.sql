@@ -130,7 +130,7 @@ SELECT chatstore.append_by_key('kother', 'default', 'user', 'Hello');
 \echo :SQLSTATE
 ROLLBACK;
 -- an app role gets the functions from grant_app, and must declare its user (42501 otherwise)
-CREATE ROLE regress_keys_app;
+CREATE ROLE regress_keys_app LOGIN;
 SELECT chatstore.grant_app('regress_keys_app');
 SELECT p::text AS function, has_function_privilege('regress_keys_app', p, 'EXECUTE') AS granted
 FROM unnest(ARRAY['chatstore.conversation_id(text, text)',

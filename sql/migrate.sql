@@ -264,8 +264,8 @@ COMMIT;
 --
 -- privileges: granted by grant_admin only; the caller must be able to read the source itself
 --
-CREATE ROLE regress_migrate_admin;
-CREATE ROLE regress_migrate_app;
+CREATE ROLE regress_migrate_admin LOGIN;
+CREATE ROLE regress_migrate_app LOGIN;
 SELECT chatstore.grant_admin('regress_migrate_admin');
 SELECT chatstore.grant_app('regress_migrate_app');
 SET ROLE regress_migrate_app;

@@ -3,7 +3,7 @@
 -- (an empty store: the suites before this one share the database)
 DROP EXTENSION chatstore;
 CREATE EXTENSION chatstore;
-CREATE ROLE regress_chat_app;
+CREATE ROLE regress_chat_app LOGIN;
 SELECT chatstore.grant_app('regress_chat_app');
 
 -- a tablespace the app role may not use, and a second table access method

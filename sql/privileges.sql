@@ -3,10 +3,10 @@
 DROP EXTENSION chatstore;
 CREATE EXTENSION chatstore;
 \pset null '(null)'
-CREATE ROLE regress_chat_app1;
-CREATE ROLE regress_chat_app2;
-CREATE ROLE regress_chat_admin;
-CREATE ROLE regress_chat_nobody;
+CREATE ROLE regress_chat_app1 LOGIN;
+CREATE ROLE regress_chat_app2 LOGIN;
+CREATE ROLE regress_chat_admin LOGIN;
+CREATE ROLE regress_chat_nobody LOGIN;
 SELECT chatstore.grant_app('regress_chat_app1');
 SELECT chatstore.grant_app('regress_chat_app2');
 SELECT chatstore.grant_admin('regress_chat_admin');
@@ -187,7 +187,7 @@ SELECT * FROM chatstore.get_conversation('00000000-0000-7000-8000-000000000000')
 RESET ROLE;
 
 -- admin status is explicit: the blanket grants that make an application's life easy do not confer it
-CREATE ROLE regress_chat_blanket;
+CREATE ROLE regress_chat_blanket LOGIN;
 GRANT USAGE ON SCHEMA chatstore TO regress_chat_blanket;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatstore TO regress_chat_blanket;
 GRANT SELECT ON ALL TABLES IN SCHEMA chatstore TO regress_chat_blanket;
@@ -282,8 +282,8 @@ BEGIN
 END
 $$;
 -- a member of an admin role that inherits its privileges is an admin; one that does not inherit is not
-CREATE ROLE regress_chat_ops IN ROLE regress_chat_admin;
-CREATE ROLE regress_chat_noinherit NOINHERIT IN ROLE regress_chat_admin;
+CREATE ROLE regress_chat_ops LOGIN IN ROLE regress_chat_admin;
+CREATE ROLE regress_chat_noinherit LOGIN NOINHERIT IN ROLE regress_chat_admin;
 SELECT chatstore.grant_app('regress_chat_ops'), chatstore.grant_app('regress_chat_noinherit');
 SET ROLE regress_chat_ops;
 SELECT chatstore.is_admin();
@@ -337,7 +337,7 @@ SELECT chatstore.grant_app('no_such_role');
 -- EXECUTE grant, which 1.0 took for an admin, is none after the update, even with a blanket SELECT grant too
 DROP EXTENSION chatstore;
 CREATE EXTENSION chatstore VERSION '1.0';
-CREATE ROLE regress_chat_both;
+CREATE ROLE regress_chat_both LOGIN;
 SELECT chatstore.grant_admin('regress_chat_admin');
 SELECT chatstore.grant_app('regress_chat_blanket');
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatstore TO regress_chat_blanket;

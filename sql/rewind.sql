@@ -70,7 +70,7 @@ ROLLBACK;
 SELECT last_seq, message_count FROM chatstore.get_conversation(:'c');
 
 -- an app role may rewind its user's conversations
-CREATE ROLE regress_chat_rewind_app;
+CREATE ROLE regress_chat_rewind_app LOGIN;
 SELECT chatstore.grant_app('regress_chat_rewind_app');
 SET ROLE regress_chat_rewind_app;
 BEGIN;

@@ -18,13 +18,16 @@ SELECT count(*) FROM chatstore.append(:'b1', 'user', 'Bob runs with his dogs in 
 -- every message carries its conversation's owner
 SELECT user_id, count(*) FROM chatstore.message WHERE conversation_id IN (:'a1', :'a2', :'b1') GROUP BY 1 ORDER BY 1;
 
--- a compact view of a search's rows
+-- a compact view of a search's rows (PL/pgSQL: Citus cannot plan a parameter of an SQL function)
 CREATE FUNCTION pg_temp.found(u text, q text, c uuid DEFAULT NULL, r text DEFAULT NULL, n int DEFAULT 20)
-RETURNS TABLE (conv text, seq int, role text, archived boolean, snippet text) LANGUAGE sql AS $$
+RETURNS TABLE (conv text, seq int, role text, archived boolean, snippet text) LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY
   SELECT cv.title, s.seq, s.role, s.archived, s.snippet
   FROM chatstore.search(u, q, conversation_id => c, role => r, max_results => n) WITH ORDINALITY s
   JOIN chatstore.conversation cv ON cv.id = s.conversation_id
-  ORDER BY s.ordinality
+  ORDER BY s.ordinality;
+END
 $$;
 
 -- English: stems (run finds running and runs), phrases in order only, stop words skipped
@@ -110,7 +113,7 @@ SELECT * FROM pg_temp.found('search_alice', 'snake_case_name');
 -- isolation: bob never finds alice's messages, whatever he searches
 SELECT * FROM pg_temp.found('search_bob', 'snake_case_name');
 SELECT * FROM pg_temp.found('search_bob', '東京');
-CREATE ROLE search_app;
+CREATE ROLE search_app LOGIN;
 SELECT chatstore.grant_app('search_app');
 BEGIN;
 SET LOCAL ROLE search_app;

@@ -4,7 +4,7 @@
 -- (an empty store: the suites before this one share the database)
 DROP EXTENSION chatstore;
 CREATE EXTENSION chatstore;
-CREATE ROLE regress_chat_hostile;
+CREATE ROLE regress_chat_hostile LOGIN;
 GRANT CREATE ON SCHEMA public TO regress_chat_hostile;
 SET ROLE regress_chat_hostile;
 -- operators that say "equal" and "less" to everything, and functions that lie

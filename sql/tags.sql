@@ -148,7 +148,7 @@ SELECT chatstore.delete_tag('alice', NULL);
 \echo :SQLSTATE
 
 -- isolation: an app role acting for bob sees none of alice's tags and cannot tag her conversations
-CREATE ROLE regress_chat_tags_app;
+CREATE ROLE regress_chat_tags_app LOGIN;
 SELECT chatstore.grant_app('regress_chat_tags_app');
 SET ROLE regress_chat_tags_app;
 BEGIN;

@@ -131,7 +131,7 @@ SELECT s.avg_latency_ms = (SELECT round(avg(latency_ms), 2) FROM (SELECT latency
 FROM chatstore.stats() s;
 
 -- per-user isolation: an app role with a declared user gets only its own figures, whatever for_user says
-CREATE ROLE regress_usage_app;
+CREATE ROLE regress_usage_app LOGIN;
 SELECT chatstore.grant_app('regress_usage_app');
 SELECT has_function_privilege('regress_usage_app', 'chatstore.usage(timestamptz, timestamptz, text[], text, text)', 'EXECUTE') AS usage,
        has_function_privilege('regress_usage_app', 'chatstore.daily_volume(integer, text)', 'EXECUTE') AS daily_volume,

@@ -451,6 +451,29 @@ AppendOne(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
 }
 
 /*
+ * AppendOne on a distributed install (chatstore.distribute()): the same
+ * UPDATE and INSERT as two statements, as append_many does.  Citus cannot
+ * route AppendOne's UPDATE-feeding-INSERT to one shard: it runs the UPDATE,
+ * ships its row back to the worker as an intermediate result for the INSERT,
+ * and commits with two-phase commit.  Each statement here is routed to the
+ * conversation's shard over the same connection, and the transaction commits
+ * on that one worker.  The guarantees are AppendOne's: the UPDATE locks the
+ * conversation row until the transaction ends, so seq stays gapless, and it
+ * refuses what AppendOne's refuses (LockForAppend says why).  Fills
+ * values/nulls with the stored row.
+ */
+static void
+AppendRouted(pg_uuid_t *conversation_id, MessageInput *m, text *idempotency_key,
+			 TimestampTz now, Actor *actor, Datum *values, bool *nulls)
+{
+	text	   *owner;
+	int32		seq;
+
+	seq = ReserveSeq(conversation_id, 1, m->tokens, now, actor, &owner);
+	InsertMessage(conversation_id, seq, m, idempotency_key, owner, now, values, nulls);
+}
+
+/*
  * chatstore.append(conversation_id uuid, role text, content text,
  *		metadata jsonb, tokens int, model text, idempotency_key text,
  *		input_tokens int, output_tokens int, latency_ms int)
@@ -515,7 +538,10 @@ chatstore_append(PG_FUNCTION_ARGS)
 	}
 	if (!found)
 	{
-		AppendOne(conversation_id, &m, idempotency_key, now, &actor, values, nulls);
+		if (ChatstoreDistributed())
+			AppendRouted(conversation_id, &m, idempotency_key, now, &actor, values, nulls);
+		else
+			AppendOne(conversation_id, &m, idempotency_key, now, &actor, values, nulls);
 	}
 
 	MemoryContextSwitchTo(callerctx);

@@ -230,12 +230,18 @@ ChatstorePagePosition(Datum before, Datum user_id)
  * scan stopping once it has a page) and merges them.  The metadata filter
  * is checked along the runs, so its cost follows the user's conversations
  * in the statuses and states listed, never other users'.
+ *
+ * On a distributed install (chatstore.distribute()) the same filters are one
+ * plain query: Citus cannot push a LIMIT inside a lateral subquery over
+ * VALUES down to the shards, but it runs this one on every shard, each
+ * returning its first page from the same index, and merges the pages.
  */
 Datum
 chatstore_list_conversations(PG_FUNCTION_ARGS)
 {
 	ChatstoreCall call;
 	static SPIPlanPtr list = NULL;
+	static SPIPlanPtr list_distributed = NULL;
 	static const Oid argtypes[7] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, UUIDOID, INT4OID, TEXTOID, JSONBOID};
 	static pg_uuid_t max_uuid;
 	Datum		args[7];
@@ -279,7 +285,18 @@ chatstore_list_conversations(PG_FUNCTION_ARGS)
 		args[2] = ChatstorePagePosition(PG_GETARG_DATUM(3), PG_GETARG_DATUM(0));
 	}
 
-	rc = SPI_execute_plan(ChatstorePlan(&list,
+	rc = SPI_execute_plan(ChatstoreDistributed() ?
+						  ChatstorePlan(&list_distributed,
+										"SELECT " CONVERSATION_COLUMNS " FROM chatstore.conversation c"
+										" WHERE c.user_id OPERATOR(pg_catalog.=) $1"
+										"   AND ($2 IS NULL OR c.status OPERATOR(pg_catalog.=) $2)"
+										"   AND ($6 IS NULL OR c.state OPERATOR(pg_catalog.=) $6)"
+										"   AND c.activity_bucket OPERATOR(pg_catalog.<=) $3"
+										"   AND (c.last_activity_at, c.id) OPERATOR(pg_catalog.<) ($3, $4)"
+										"   AND ($7 IS NULL OR c.metadata OPERATOR(pg_catalog.@>) $7)"
+										" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $5",
+										7, argtypes) :
+						  ChatstorePlan(&list,
 										"SELECT " CONVERSATION_COLUMNS " FROM"
 										" (VALUES ('active', 'active'), ('active', 'paused'), ('active', 'completed'),"
 										"         ('archived', 'active'), ('archived', 'paused'), ('archived', 'completed'))"

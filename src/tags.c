@@ -310,6 +310,60 @@ chatstore_untag(PG_FUNCTION_ARGS)
 }
 
 /*
+ * rename_tag's lock on a distributed install, where a locking query must
+ * target one conversation (Citus refuses FOR UPDATE across shards): the
+ * user's conversations tagged old_tag are found without locks, then each is
+ * locked FOR NO KEY UPDATE alone, in id order, checking its owner again.
+ * Returns the ids of those locked as a uuid[] (*isnull when none) and their
+ * number in *count.  Requires SPI.
+ */
+static Datum
+LockEachTagged(Datum user_id, text *tag, int64 *count, bool *isnull)
+{
+	static SPIPlanPtr find = NULL;
+	static SPIPlanPtr lock = NULL;
+	static const Oid findtypes[2] = {TEXTOID, TEXTOID};
+	static const Oid locktypes[2] = {UUIDOID, TEXTOID};
+	Datum		findargs[2] = {user_id, PointerGetDatum(tag)};
+	SPITupleTable *found;
+	Datum	   *ids;
+	int			n;
+	int			locked = 0;
+
+	if (SPI_execute_plan(ChatstorePlan(&find,
+									   "SELECT conversation_id FROM chatstore.conversation_tag"
+									   " WHERE user_id OPERATOR(pg_catalog.=) $1"
+									   "   AND tag OPERATOR(pg_catalog.=) $2"
+									   " ORDER BY conversation_id",
+									   2, findtypes),
+						 findargs, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: rename_tag lookup failed");
+	found = SPI_tuptable;
+	n = (int) SPI_processed;
+	ids = palloc(sizeof(Datum) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		Datum		args[2] = {SPI_getbinval(found->vals[i], found->tupdesc, 1, isnull), user_id};
+
+		if (SPI_execute_plan(ChatstorePlan(&lock,
+										   "SELECT id FROM chatstore.conversation"
+										   " WHERE id OPERATOR(pg_catalog.=) $1"
+										   "   AND user_id OPERATOR(pg_catalog.=) $2 FOR NO KEY UPDATE",
+										   2, locktypes),
+							 args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "chatstore: rename_tag lock failed");
+		if (SPI_processed == 1)
+			ids[locked++] = args[0];
+		SPI_freetuptable(SPI_tuptable);
+	}
+	*count = locked;
+	*isnull = locked == 0;
+	if (*isnull)
+		return (Datum) 0;
+	return PointerGetDatum(construct_array(ids, locked, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+}
+
+/*
  * chatstore.rename_tag(user_id text, old_tag text, new_tag text) RETURNS bigint
  *
  * Renames one of a user's tags on every conversation that carries it and
@@ -317,7 +371,8 @@ chatstore_untag(PG_FUNCTION_ARGS)
  * new_tag already keeps it (with its tagged_at) and loses old_tag: the two
  * tags merge.  The conversations are locked first, in id order, so a
  * concurrent tag() of new_tag on one of them waits rather than colliding;
- * a conversation tagged old_tag after they are chosen keeps it.  Another
+ * a conversation tagged old_tag after they are chosen keeps it (on a
+ * distributed install each is locked alone: LockEachTagged).  Another
  * user's tags are none to see: 0.
  */
 Datum
@@ -349,7 +404,9 @@ chatstore_rename_tag(PG_FUNCTION_ARGS)
 	ChatstoreConnect(fcinfo, &call);
 	lockargs[0] = PG_GETARG_DATUM(0);
 	lockargs[1] = PointerGetDatum(old_tag);
-	if (SPI_execute_plan(ChatstorePlan(&lock,
+	if (ChatstoreDistributed())
+		args[0] = LockEachTagged(lockargs[0], old_tag, &renamed, &isnull);
+	else if (SPI_execute_plan(ChatstorePlan(&lock,
 									   "SELECT pg_catalog.array_agg(id), pg_catalog.count(*) FROM ("
 									   "  SELECT c.id FROM chatstore.conversation c"
 									   "  WHERE c.user_id OPERATOR(pg_catalog.=) $1"
@@ -360,8 +417,11 @@ chatstore_rename_tag(PG_FUNCTION_ARGS)
 									   2, locktypes),
 						 lockargs, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: rename_tag lookup failed");
-	args[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	renamed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	else
+	{
+		args[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		renamed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	args[1] = PointerGetDatum(old_tag);
 	args[2] = PointerGetDatum(new_tag);
 
