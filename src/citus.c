@@ -29,6 +29,7 @@
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/varlena.h"
 
 #include "chatstore.h"
 
@@ -59,13 +60,42 @@ CurrentLxid(void)
 }
 
 /*
- * Is the extension citus created in this database?  One catalog lookup: the
- * whole cost of the Citus support on a server without Citus.
+ * Is Citus in shared_preload_libraries?  Citus works only when preloaded, so
+ * without it nothing can be distributed.  Answered once per backend (the
+ * setting changes only with a restart) from the setting's text, without a
+ * catalog lookup: this is what the Citus support costs a server without it.
+ */
+static bool
+CitusPreloaded(void)
+{
+	static int	preloaded = -1;
+
+	if (preloaded < 0)
+	{
+		const char *libs = GetConfigOption("shared_preload_libraries", true, false);
+		char	   *copy = pstrdup(libs ? libs : "");
+		List	   *names = NIL;
+		ListCell   *lc;
+
+		preloaded = 0;
+		if (SplitIdentifierString(copy, ',', &names))
+			foreach(lc, names)
+				if (strcmp((char *) lfirst(lc), "citus") == 0)
+					preloaded = 1;
+		list_free(names);
+		pfree(copy);
+	}
+	return preloaded == 1;
+}
+
+/*
+ * Is the extension citus created in this database?  Nothing to look up when
+ * Citus is not preloaded; otherwise one catalog lookup.
  */
 bool
 ChatstoreCitusPresent(void)
 {
-	return OidIsValid(get_extension_oid("citus", true));
+	return CitusPreloaded() && OidIsValid(get_extension_oid("citus", true));
 }
 
 /*
