@@ -611,8 +611,12 @@ def bench_purge():
                               f"date_trunc('month', {at}) + interval '1 month'").fetchone()
             name = f"archived_message_{month[0]}"
             if c.execute("SELECT to_regclass(%s) IS NULL", (f"chatstore.{name}",)).fetchone()[0]:
+                # made as chatstore makes a month's partition (src/archive.c), search index included: a later
+                # section searches the whole store
                 c.execute(f"CREATE TABLE chatstore.{name} (LIKE chatstore.archived_message INCLUDING DEFAULTS "
                           f"INCLUDING CONSTRAINTS, PRIMARY KEY (conversation_id, archived_at, seq))")
+                c.execute(f"CREATE INDEX {name}_search_idx ON chatstore.{name} "
+                          f"USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = off)")
                 c.execute(f"ALTER TABLE chatstore.archived_message ATTACH PARTITION chatstore.{name} "
                           f"FOR VALUES FROM ('{month[1].isoformat()}') TO ('{month[2].isoformat()}')")
             c.execute(f"""
