@@ -164,6 +164,13 @@ SELECT chatstore.archive_conversation(:'a2') IS NOT NULL AS archived;
 SELECT count(*) = count(*) FILTER (WHERE indexrelid::regclass::text LIKE '%search_idx') AS every_partition_indexed
 FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid
 WHERE h.inhparent = 'chatstore.archived_message'::regclass AND i.indexprs IS NOT NULL;
+-- an archive partition's search index keeps a pending list (archive writes batches), which archive merges at the
+-- end of each call: nothing is left pending for a search to read
+SELECT count(*) AS partitions, bool_and(c.reloptions @> '{fastupdate=on}') AS pending_list,
+       sum(pg_catalog.gin_clean_pending_list(c.oid)) AS pages_left_pending
+FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid JOIN pg_class c ON c.oid = i.indexrelid
+WHERE h.inhparent = 'chatstore.archived_message'::regclass AND i.indexprs IS NOT NULL
+  AND i.indrelid IN (SELECT tableoid FROM chatstore.archived_message);
 CREATE FUNCTION pg_temp.plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
   line text;

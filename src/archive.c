@@ -70,10 +70,15 @@ PG_FUNCTION_INFO_V1(chatstore_erase_user);
  * (an index of each partition's own, not attached to one on the parent, for
  * the reason the partitions' keys are their own: pg_dump could not restore
  * a partition whose index is attached to an index of the extension's).
+ * Unlike the live table's, it keeps a pending list (fastupdate on): archive
+ * writes whole batches, whose entries go to the list and are merged into the
+ * index in sorted bulk at the end of each archive call (CleanSearchPending),
+ * instead of one tree insertion per entry, which made archiving 15 times
+ * slower.
  */
 #define PARTITION_SEARCH_INDEX \
 	"CREATE INDEX %s_search_idx ON chatstore.%s" \
-	" USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = off)"
+	" USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = on)"
 
 /*
  * The settings that change what DDL does, and the values chatstore's DDL
@@ -189,6 +194,30 @@ NextMonthStart(TimestampTz at)
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("timestamp out of range")));
 	return result;
+}
+
+/*
+ * Merge the pending list of the search index of the archive partition that
+ * holds "at" (the month archive just wrote to) into the index, so that
+ * searches of archived messages read no pending entries.  Nothing when the
+ * partition or its index is missing.
+ */
+static void
+CleanSearchPending(TimestampTz at)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		name[NAMEDATALEN];
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+
+	if (timestamp2tm(at, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return;
+	snprintf(name, sizeof(name), "chatstore." PARTITION_PREFIX "%04d%02d_search_idx", tm.tm_year, tm.tm_mon);
+	args[0] = CStringGetTextDatum(name);
+	if (SPI_execute_with_args("SELECT pg_catalog.gin_clean_pending_list(pg_catalog.to_regclass($1))",
+							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: cleaning the archive's search index failed");
 }
 
 /*
@@ -403,6 +432,8 @@ ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages)
 		if (n < batch)
 			break;
 	}
+	if (archived > 0)
+		CleanSearchPending(now);
 	return archived;
 }
 
@@ -669,6 +700,7 @@ chatstore_archive_conversation(PG_FUNCTION_ARGS)
 			break;
 		case CONV_ACTIVE:
 			MoveToArchive(OneIdArray(id), now);
+			CleanSearchPending(now);
 			moved = true;
 			break;
 	}

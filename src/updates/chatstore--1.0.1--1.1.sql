@@ -457,7 +457,8 @@ COMMENT ON FUNCTION chatstore.search(text, text, uuid, text, timestamptz, timest
 CREATE INDEX message_search_idx
     ON chatstore.message USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = off);
 
--- The search index of every archive partition made before the update (new ones get it when archive makes them).
+-- The search index of every archive partition made before the update (new ones get it when archive makes them), with
+-- a pending list as archive makes it (src/archive.c: archive merges it at the end of each call).
 DO $$
 DECLARE
   part text;
@@ -465,7 +466,7 @@ BEGIN
   FOR part IN SELECT c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
               WHERE i.inhparent OPERATOR(pg_catalog.=) 'chatstore.archived_message'::pg_catalog.regclass LOOP
     EXECUTE pg_catalog.format('CREATE INDEX %I ON chatstore.%I USING gin (chatstore.search_vector(user_id, content))'
-                              ' WITH (fastupdate = off)', part OPERATOR(pg_catalog.||) '_search_idx', part);
+                              ' WITH (fastupdate = on)', part OPERATOR(pg_catalog.||) '_search_idx', part);
   END LOOP;
 END
 $$;

@@ -623,7 +623,7 @@ def bench_purge():
                 c.execute(f"CREATE TABLE chatstore.{name} (LIKE chatstore.archived_message INCLUDING DEFAULTS "
                           f"INCLUDING CONSTRAINTS, PRIMARY KEY (conversation_id, archived_at, seq))")
                 c.execute(f"CREATE INDEX {name}_search_idx ON chatstore.{name} "
-                          f"USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = off)")
+                          f"USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = on)")
                 c.execute(f"ALTER TABLE chatstore.archived_message ATTACH PARTITION chatstore.{name} "
                           f"FOR VALUES FROM ('{month[1].isoformat()}') TO ('{month[2].isoformat()}')")
             c.execute(f"""
