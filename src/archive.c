@@ -200,7 +200,8 @@ NextMonthStart(TimestampTz at)
  * Merge the pending list of the search index of the archive partition that
  * holds "at" (the month archive just wrote to) into the index, so that
  * searches of archived messages read no pending entries.  Nothing when the
- * partition or its index is missing.
+ * partition or its index is missing, or when it is not the current user's
+ * to clean (gin_clean_pending_list wants its owner).
  */
 static void
 CleanSearchPending(TimestampTz at)
@@ -215,7 +216,10 @@ CleanSearchPending(TimestampTz at)
 		return;
 	snprintf(name, sizeof(name), "chatstore." PARTITION_PREFIX "%04d%02d_search_idx", tm.tm_year, tm.tm_mon);
 	args[0] = CStringGetTextDatum(name);
-	if (SPI_execute_with_args("SELECT pg_catalog.gin_clean_pending_list(pg_catalog.to_regclass($1))",
+	/* only an index chatstore may clean (its owner's): one restored under another owner is left to VACUUM */
+	if (SPI_execute_with_args("SELECT pg_catalog.gin_clean_pending_list(c.oid) FROM pg_catalog.pg_class c"
+							  " WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)"
+							  "   AND pg_catalog.pg_has_role(c.relowner, 'USAGE')",
 							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: cleaning the archive's search index failed");
 }

@@ -60,7 +60,8 @@ CurrentLxid(void)
 }
 
 /*
- * Is Citus in shared_preload_libraries?  Citus works only when preloaded, so
+ * Is Citus in shared_preload_libraries (under any of the names PostgreSQL
+ * accepts for it)?  Citus works only when preloaded, so
  * without it nothing can be distributed.  Answered once per backend (the
  * setting changes only with a restart) from the setting's text, without a
  * catalog lookup: this is what the Citus support costs a server without it.
@@ -78,11 +79,22 @@ CitusPreloaded(void)
 		ListCell   *lc;
 
 		preloaded = 0;
-		if (SplitIdentifierString(copy, ',', &names))
+		/* parsed as PostgreSQL parses it: citus, "citus", $libdir/citus, citus.so, /path/citus.so */
+		if (SplitDirectoriesString(copy, ',', &names))
 			foreach(lc, names)
-				if (strcmp((char *) lfirst(lc), "citus") == 0)
+			{
+				char	   *name = lfirst(lc);
+				char	   *base = strrchr(name, '/');
+				size_t		len;
+
+				base = base ? base + 1 : name;
+				len = strlen(base);
+				if (len > strlen(DLSUFFIX) && strcmp(base + len - strlen(DLSUFFIX), DLSUFFIX) == 0)
+					len -= strlen(DLSUFFIX);
+				if (len == 5 && strncmp(base, "citus", 5) == 0)
 					preloaded = 1;
-		list_free(names);
+			}
+		list_free_deep(names);
 		pfree(copy);
 	}
 	return preloaded == 1;
