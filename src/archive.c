@@ -807,13 +807,8 @@ static Datum
 LockEachOfUser(Datum user_id, bool *isnull)
 {
 	static SPIPlanPtr find = NULL;
-	static SPIPlanPtr lock = NULL;
 	static const Oid findtypes[1] = {TEXTOID};
-	static const Oid locktypes[2] = {UUIDOID, TEXTOID};
-	SPITupleTable *found;
-	Datum	   *ids;
-	int			n;
-	int			locked = 0;
+	int			locked;
 
 	if (SPI_execute_plan(ChatstorePlan(&find,
 									   "SELECT id FROM chatstore.conversation"
@@ -821,28 +816,7 @@ LockEachOfUser(Datum user_id, bool *isnull)
 									   1, findtypes),
 						 &user_id, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: erase_user lookup failed");
-	found = SPI_tuptable;
-	n = (int) SPI_processed;
-	ids = palloc(sizeof(Datum) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		Datum		args[2] = {SPI_getbinval(found->vals[i], found->tupdesc, 1, isnull), user_id};
-
-		if (SPI_execute_plan(ChatstorePlan(&lock,
-										   "SELECT id FROM chatstore.conversation"
-										   " WHERE id OPERATOR(pg_catalog.=) $1"
-										   "   AND user_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
-										   2, locktypes),
-							 args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "chatstore: erase_user lock failed");
-		if (SPI_processed == 1)
-			ids[locked++] = args[0];
-		SPI_freetuptable(SPI_tuptable);
-	}
-	*isnull = locked == 0;
-	if (*isnull)
-		return (Datum) 0;
-	return PointerGetDatum(construct_array(ids, locked, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	return ChatstoreLockEach(SPI_tuptable, (int) SPI_processed, user_id, true, &locked, isnull);
 }
 
 /*

@@ -739,6 +739,54 @@ ChatstoreConversationStatus(pg_uuid_t *id, int lock, Actor *actor,
 }
 
 /*
+ * Lock, one at a time and in the given order, the conversations whose ids
+ * are the first column of the n rows of "found" (a query's result, without
+ * locks) and that still belong to user_id: FOR UPDATE, or FOR NO KEY UPDATE
+ * when for_update is false.  For a distributed install, where a locking
+ * query must target one conversation (Citus refuses FOR UPDATE across
+ * shards); callers pass ids in id order, so that two of them never wait for
+ * each other in a cycle.  Returns the ids locked as a uuid[] (*isnull when
+ * none) and their number in *locked.  Requires SPI.
+ */
+Datum
+ChatstoreLockEach(SPITupleTable *found, int n, Datum user_id, bool for_update,
+				  int *locked, bool *isnull)
+{
+	static SPIPlanPtr lock_update = NULL;
+	static SPIPlanPtr lock_no_key = NULL;
+	static const Oid locktypes[2] = {UUIDOID, TEXTOID};
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
+	SPIPlanPtr	plan;
+
+	plan = for_update ?
+		ChatstorePlan(&lock_update,
+					  "SELECT id FROM chatstore.conversation"
+					  " WHERE id OPERATOR(pg_catalog.=) $1"
+					  "   AND user_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+					  2, locktypes) :
+		ChatstorePlan(&lock_no_key,
+					  "SELECT id FROM chatstore.conversation"
+					  " WHERE id OPERATOR(pg_catalog.=) $1"
+					  "   AND user_id OPERATOR(pg_catalog.=) $2 FOR NO KEY UPDATE",
+					  2, locktypes);
+	*locked = 0;
+	for (int i = 0; i < n; i++)
+	{
+		Datum		args[2] = {SPI_getbinval(found->vals[i], found->tupdesc, 1, isnull), user_id};
+
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "chatstore: conversation lock failed");
+		if (SPI_processed == 1)
+			ids[(*locked)++] = args[0];
+		SPI_freetuptable(SPI_tuptable);
+	}
+	*isnull = *locked == 0;
+	if (*isnull)
+		return (Datum) 0;
+	return PointerGetDatum(construct_array(ids, *locked, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+}
+
+/*
  * Prepare a set-returning function to return its rows in a tuplestore,
  * using the function's declared result type.  InitMaterializedSRF exists
  * from PostgreSQL 15 on (named SetSingleFuncCall in early 15.x releases).

@@ -139,6 +139,8 @@ extern bool ChatstoreActorIs(Actor *actor, text *user_id);
 extern void ChatstoreActorArg(Actor *actor, Datum *value, char *isnull);
 extern char ChatstoreConversationStatus(pg_uuid_t *id, int lock, Actor *actor,
 										TimestampTz *archived_at);
+extern Datum ChatstoreLockEach(SPITupleTable *found, int n, Datum user_id, bool for_update,
+							   int *locked, bool *isnull);
 extern void ChatstoreInitSRF(FunctionCallInfo fcinfo);
 extern void ChatstorePutValues(FunctionCallInfo fcinfo, Datum *values,
 							   bool *nulls, int nvalues);

@@ -321,14 +321,10 @@ static Datum
 LockEachTagged(Datum user_id, text *tag, int64 *count, bool *isnull)
 {
 	static SPIPlanPtr find = NULL;
-	static SPIPlanPtr lock = NULL;
 	static const Oid findtypes[2] = {TEXTOID, TEXTOID};
-	static const Oid locktypes[2] = {UUIDOID, TEXTOID};
 	Datum		findargs[2] = {user_id, PointerGetDatum(tag)};
-	SPITupleTable *found;
-	Datum	   *ids;
-	int			n;
-	int			locked = 0;
+	int			locked;
+	Datum		ids;
 
 	if (SPI_execute_plan(ChatstorePlan(&find,
 									   "SELECT conversation_id FROM chatstore.conversation_tag"
@@ -338,29 +334,9 @@ LockEachTagged(Datum user_id, text *tag, int64 *count, bool *isnull)
 									   2, findtypes),
 						 findargs, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: rename_tag lookup failed");
-	found = SPI_tuptable;
-	n = (int) SPI_processed;
-	ids = palloc(sizeof(Datum) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		Datum		args[2] = {SPI_getbinval(found->vals[i], found->tupdesc, 1, isnull), user_id};
-
-		if (SPI_execute_plan(ChatstorePlan(&lock,
-										   "SELECT id FROM chatstore.conversation"
-										   " WHERE id OPERATOR(pg_catalog.=) $1"
-										   "   AND user_id OPERATOR(pg_catalog.=) $2 FOR NO KEY UPDATE",
-										   2, locktypes),
-							 args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "chatstore: rename_tag lock failed");
-		if (SPI_processed == 1)
-			ids[locked++] = args[0];
-		SPI_freetuptable(SPI_tuptable);
-	}
+	ids = ChatstoreLockEach(SPI_tuptable, (int) SPI_processed, user_id, false, &locked, isnull);
 	*count = locked;
-	*isnull = locked == 0;
-	if (*isnull)
-		return (Datum) 0;
-	return PointerGetDatum(construct_array(ids, locked, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	return ids;
 }
 
 /*
