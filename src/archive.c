@@ -206,10 +206,11 @@ NextMonthStart(TimestampTz at)
 static void
 CleanSearchPending(TimestampTz at)
 {
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[1] = {TEXTOID};
 	struct pg_tm tm;
 	fsec_t		fsec;
 	char		name[NAMEDATALEN];
-	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 
 	if (timestamp2tm(at, NULL, &tm, &fsec, NULL, NULL) != 0)
@@ -217,10 +218,12 @@ CleanSearchPending(TimestampTz at)
 	snprintf(name, sizeof(name), "chatstore." PARTITION_PREFIX "%04d%02d_search_idx", tm.tm_year, tm.tm_mon);
 	args[0] = CStringGetTextDatum(name);
 	/* only an index chatstore may clean (its owner's): one restored under another owner is left to VACUUM */
-	if (SPI_execute_with_args("SELECT pg_catalog.gin_clean_pending_list(c.oid) FROM pg_catalog.pg_class c"
-							  " WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)"
-							  "   AND pg_catalog.pg_has_role(c.relowner, 'USAGE')",
-							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(ChatstorePlan(&plan,
+									   "SELECT pg_catalog.gin_clean_pending_list(c.oid) FROM pg_catalog.pg_class c"
+									   " WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)"
+									   "   AND pg_catalog.pg_has_role(c.relowner, 'USAGE')",
+									   1, argtypes),
+						 args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: cleaning the archive's search index failed");
 }
 
