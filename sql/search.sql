@@ -40,6 +40,15 @@ SELECT * FROM pg_temp.found('search_alice', 'fox OR park');
 SELECT * FROM pg_temp.found('search_alice', 'dog -lazy');
 -- ranking: more matches rank higher (seq 6 says "dog" three times); then the shorter message
 SELECT seq, round(rank::numeric, 4) AS rank FROM chatstore.search('search_alice', 'dog');
+-- the live table's search index keeps a short pending list that every search also reads: what is found is the
+-- same before and after PostgreSQL merges the list into the index
+SELECT c.reloptions FROM pg_class c WHERE c.oid = 'chatstore.message_search_idx'::regclass;
+CREATE TEMP TABLE before_merge AS SELECT conversation_id, seq, rank FROM chatstore.search('search_alice', 'dog OR fox');
+SELECT pg_catalog.gin_clean_pending_list('chatstore.message_search_idx') >= 0 AS merged;
+SELECT count(*) AS found, count(*) = (SELECT count(*) FROM before_merge) AS same_count,
+       bool_and(b IS NOT NULL) AS same_rows
+FROM chatstore.search('search_alice', 'dog OR fox') s
+LEFT JOIN before_merge b USING (conversation_id, seq, rank);
 -- search_rank: the sum over the query's terms that occur of 1 + ln(occurrences), divided by
 -- 1 + ln(1 + code points / 1000); an English term counts the words whose stem it is (any case, any script),
 -- an identifier or CJK text where it occurs; a term given twice counts once
