@@ -302,11 +302,19 @@ RESET ROLE;
 \set scope transaction
 \i sql/privileges_scope.inc
 RESET chatstore.user_id_scope;
--- nor, under 'transaction', a value set before chatstore was loaded into the session (a new session here)
+-- nor, under 'transaction', a value set before chatstore was loaded into the session (a new session here): not
+-- for the row-level security of a direct read that comes first either (the policies call chatstore.is_admin(),
+-- so the read loads chatstore before it reads a row)
 \c -
 SET chatstore.user_id_scope = 'transaction';
 SET ROLE regress_chat_app2;
 SET chatstore.user_id = 'alice';
+-- chatstore is not loaded yet: SHOW gives the placeholder as it was set
+SHOW chatstore.user_id;
+SELECT count(*) AS rows_visible FROM chatstore.conversation;
+SELECT count(*) AS rows_visible FROM chatstore.message;
+-- now it is, and the value does not count
+SHOW chatstore.user_id;
 SELECT title FROM chatstore.get_conversation(:'alice_conv');
 \echo :SQLSTATE
 RESET ROLE;
