@@ -44,7 +44,9 @@ SELECT seq, role, content FROM chatstore.history(:'ktab');
 -- every guarantee of append: an idempotency key stores a message once
 SELECT seq, content FROM chatstore.append_by_key('kuser', 'tab-7f3a', 'user', 'Once', idempotency_key => 'msg-1');
 SELECT seq, content FROM chatstore.append_by_key('kuser', 'tab-7f3a', 'user', 'Once', idempotency_key => 'msg-1');
-SELECT message_count, last_seq, token_count = (SELECT sum(tokens) FROM chatstore.message WHERE conversation_id = :'ktab') AS tokens_counted
+-- (the messages' sum first: on Citus a subquery over a chat table next to a chatstore function runs on a shard)
+SELECT sum(tokens) AS message_tokens FROM chatstore.message WHERE conversation_id = :'ktab' \gset
+SELECT message_count, last_seq, token_count = :message_tokens AS tokens_counted
 FROM chatstore.get_conversation(:'ktab');
 -- the usage of the model call, as append stores it (by name and by position)
 SELECT seq, input_tokens, output_tokens, latency_ms

@@ -137,9 +137,12 @@ BEGIN;
 SELECT user_id, key, status, messages, sqlstate, error
 FROM chatstore.import_langchain('message_store', users => '{"bob-1": "lc-bob", "carol-1": "lc-carol", "odd": 7}')
 ORDER BY key;
--- without created_at a message's time is the time of the import
-SELECT c.user_id, c.key, c.message_count, c.created_at >= now() AS import_time,
-       (SELECT bool_and(m.created_at >= now()) FROM chatstore.message m WHERE m.conversation_id = c.id) AS messages_too
+-- without created_at a message's time is the time of the import (now() taken here: in a query over the chat tables,
+-- Citus would evaluate it on the worker, whose transaction began later)
+SELECT now() AS import_began \gset
+SELECT c.user_id, c.key, c.message_count, c.created_at >= :'import_began' AS import_time,
+       (SELECT bool_and(m.created_at >= :'import_began') FROM chatstore.message m WHERE m.conversation_id = c.id)
+       AS messages_too
 FROM chatstore.conversation c WHERE c.user_id IN ('lc-bob', 'lc-carol') ORDER BY c.key;
 COMMIT;
 -- for_user covers the sessions the mapping leaves out
@@ -176,8 +179,10 @@ CREATE TABLE odd_time (id serial, session_id text, message jsonb, created_at dat
 SELECT * FROM chatstore.import_langchain('odd_time', for_user => 'x');
 \echo :SQLSTATE
 -- a view or a message column of type json or text works too
+SET client_min_messages = error;  -- Citus warns that it creates the view on the coordinator only, as chat_history
 CREATE VIEW history_view AS SELECT id, session_id::text || '-v' AS session_id, message::text AS message, created_at
 FROM chat_history WHERE session_id = '00000000-0000-4000-8000-000000000002';
+RESET client_min_messages;
 SELECT key, status, messages FROM chatstore.import_langchain('history_view', for_user => 'lc-alice');
 -- arguments
 SELECT * FROM chatstore.import_langchain(NULL, for_user => 'x');

@@ -78,6 +78,9 @@ SELECT chatstore.tag(:'a2', 't2', 'work');
 -- lowered below what a conversation has, tag still accepts tags it has, and untag works
 SET chatstore.max_tags_per_conversation = 1;
 SELECT chatstore.tag(:'a2', 'work');
+-- but not one more next to them
+SELECT chatstore.tag(:'a2', 'work', 't3');
+\echo :SQLSTATE
 SELECT chatstore.untag(:'a2', 't1', 't2');
 RESET chatstore.max_tags_per_conversation;
 -- a tag's limit goes up to 500 code points (an index entry must hold it)
@@ -195,9 +198,21 @@ SELECT chatstore.erase_user('alice');
 SELECT count(*) AS tags_of_alice FROM chatstore.conversation_tag WHERE user_id = 'alice';
 SELECT * FROM chatstore.tags('bob');
 
--- the index serves a user's tags
+-- the index serves a user's tags (on Citus: in the plan of each shard, whose index is named after it)
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT conversation_id FROM chatstore.conversation_tag WHERE user_id = 'bob' AND tag = 'work';
+DO $$
+DECLARE
+    line text;
+    uses_index boolean := false;
+BEGIN
+    FOR line IN EXPLAIN (COSTS OFF)
+        SELECT conversation_id FROM chatstore.conversation_tag WHERE user_id = 'bob' AND tag = 'work'
+    LOOP
+        uses_index := uses_index OR line ~ 'Index Only Scan using conversation_tag_user_tag_idx';
+    END LOOP;
+    RAISE NOTICE 'an index only scan of conversation_tag_user_tag_idx: %', uses_index;
+END
+$$;
 RESET enable_seqscan;
 
 SELECT chatstore.revoke('regress_chat_tags_app');

@@ -407,7 +407,8 @@ chatstore_is_admin(PG_FUNCTION_ARGS)
  * The value ends with the transaction (or with the savepoint it was set in,
  * when that is rolled back), so it never passes to the next client of a
  * pooled connection.  Outside a transaction block it lasts for the statement
- * only, which a warning says.  Returns the user id.
+ * only, which a warning says.  On a distributed install it runs SET LOCAL
+ * instead, which Citus passes on to the workers.  Returns the user id.
  */
 Datum
 chatstore_set_user(PG_FUNCTION_ARGS)
@@ -434,8 +435,25 @@ chatstore_set_user(PG_FUNCTION_ARGS)
 				 errmsg("chatstore.set_user() outside a transaction block declares the user for this statement only"),
 				 errhint("Call it after BEGIN, in the transaction whose calls act for the user.")));
 
-	(void) set_config_option("chatstore.user_id", text_to_cstring(user_id),
-							 superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
+	if (ChatstoreDistributed())
+	{
+		/*
+		 * Citus sends a SET LOCAL statement on to the workers' transactions
+		 * (citus.propagate_set_commands = 'local', which distribute() sets for
+		 * the database), where the row-level security of roles that read the
+		 * tables directly needs the user, but not set_config()
+		 */
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "chatstore: SPI_connect failed");
+		if (SPI_execute(psprintf("SET LOCAL chatstore.user_id = %s",
+								 quote_literal_cstr(text_to_cstring(user_id))),
+						false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "chatstore: set_user failed");
+		SPI_finish();
+	}
+	else
+		(void) set_config_option("chatstore.user_id", text_to_cstring(user_id),
+								 superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 	PG_RETURN_TEXT_P(user_id);
 }

@@ -218,6 +218,35 @@ ConversationTags(pg_uuid_t *id, MemoryContext callerctx, int64 *count)
 }
 
 /*
+ * Did tag()'s insert (args: conversation id, tags, user id, tagged_at) store
+ * a row?  Its SPI_processed says so on one node, but on a distributed
+ * install Citus runs that INSERT ... SELECT by pulling the rows to the
+ * coordinator and counts the rows it pulled, the ones ON CONFLICT DO NOTHING
+ * skipped included (RETURNING as well).  So when the count says the limit is
+ * passed, this looks for a row of one of the tags with the statement's
+ * tagged_at, taken with the conversation locked, so after every earlier
+ * tag() of it.  Requires SPI.
+ */
+static bool
+TagsAdded(Datum *args)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[3] = {UUIDOID, TEXTARRAYOID, TIMESTAMPTZOID};
+	Datum		lookup[3] = {args[0], args[1], args[3]};
+	bool		isnull;
+
+	if (SPI_execute_plan(ChatstorePlan(&plan,
+									   "SELECT EXISTS (SELECT FROM chatstore.conversation_tag"
+									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+									   "   AND tag OPERATOR(pg_catalog.=) ANY ($2)"
+									   "   AND tagged_at OPERATOR(pg_catalog.=) $3)",
+									   3, argtypes),
+						 lookup, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: tag lookup failed");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
  * chatstore.tag(conversation_id uuid, VARIADIC tags text[]) RETURNS text[]
  *
  * Adds tags to a conversation (live or archived) and returns all its tags,
@@ -244,11 +273,12 @@ chatstore_tag(PG_FUNCTION_ARGS)
 	id = PG_GETARG_UUID_P(0);
 	args[0] = UUIDPGetDatum(id);
 	args[1] = TagArray(fcinfo, 1, true);
-	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
 	ChatstoreGetActor(&actor);
 
 	ChatstoreConnect(fcinfo, &call);
 	args[2] = LockConversation(id, &actor);
+	/* taken with the conversation locked, after every earlier tag() of it committed (TagsAdded) */
+	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
 	if (SPI_execute_plan(ChatstorePlan(&plan,
 									   "INSERT INTO chatstore.conversation_tag"
 									   " (conversation_id, tag, user_id, tagged_at)"
@@ -259,7 +289,7 @@ chatstore_tag(PG_FUNCTION_ARGS)
 		elog(ERROR, "chatstore: tag insert failed");
 	added = SPI_processed;
 	result = ConversationTags(id, callerctx, &count);
-	if (added > 0 && count > chatstore_max_tags_per_conversation)
+	if (added > 0 && count > chatstore_max_tags_per_conversation && TagsAdded(args))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("conversation %s would have %lld tags", ChatstoreUuidText(id), (long long) count),
