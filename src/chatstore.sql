@@ -776,14 +776,18 @@ COMMENT ON EVENT TRIGGER chatstore_undistribute_on_drop IS
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA chatstore FROM PUBLIC;
 
 -- On a Citus worker (Citus creates chatstore there when the coordinator distributes it), the shards' row-level
--- security policies call is_admin() as the role that reads through the coordinator, which grant_app() made on the
--- coordinator only: there, every role may ask whether it is an admin.
+-- security policies call is_admin(), and an application role's own queries over the chat tables may call the pure
+-- functions (search_vector, search_query, search_rank, estimate_tokens, uuidv7), as the role that reads through
+-- the coordinator: grant_app() granted them on the coordinator only (Citus does not pass function grants on to the
+-- workers). There, every role may execute these; nothing else of chatstore.
 DO $$
 BEGIN
     IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL THEN
         IF (SELECT g.worker FROM (SELECT pg_catalog.bool_or(groupid OPERATOR(pg_catalog.<>) 0) AS worker
                                   FROM pg_catalog.pg_dist_local_group) g) THEN
-            GRANT EXECUTE ON FUNCTION chatstore.is_admin() TO PUBLIC;
+            GRANT EXECUTE ON FUNCTION chatstore.is_admin(), chatstore.search_vector(text, text),
+                chatstore.search_query(text, text), chatstore.search_rank(text, text),
+                chatstore.estimate_tokens(text), chatstore.uuidv7() TO PUBLIC;
         END IF;
     END IF;
 END
