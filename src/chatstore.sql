@@ -623,6 +623,9 @@ COMMENT ON FUNCTION chatstore.storage() IS
 
 -- Privileges
 
+-- PARALLEL UNSAFE (the default) on purpose: the row-level security policies call it, so a query under them never
+-- runs in parallel workers, where chatstore.user_id_scope = 'transaction' cannot tell a value set in the leader's
+-- transaction from a stale one (a worker restores the settings in a transaction of its own) and would count none.
 CREATE FUNCTION chatstore.is_admin()
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'chatstore_is_admin'

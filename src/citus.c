@@ -233,13 +233,30 @@ CopyAdminRoles(void)
 }
 
 /*
+ * On the workers, let every role execute what the shards' policies and an
+ * application role's own queries over the chat tables call there as that
+ * role: is_admin() and the pure functions.  The install script grants the
+ * same when it runs on a node that is a worker already; a worker that had
+ * not joined then (group 0, as without metadata sync) gets it here.
+ * Requires SPI.
+ */
+static void
+GrantWorkerFunctions(void)
+{
+	ChatstoreRunOnWorkers("GRANT EXECUTE ON FUNCTION chatstore.is_admin(), chatstore.search_vector(text, text),"
+						  " chatstore.search_query(text, text), chatstore.search_rank(text, text),"
+						  " chatstore.estimate_tokens(text), chatstore.uuidv7() TO PUBLIC");
+}
+
+/*
  * chatstore.distribute(shard_count integer DEFAULT 32) RETURNS boolean
  *
  * On a Citus coordinator: distributes the chat tables by conversation id,
  * colocated (conversation first, then message, conversation_tag and the
  * archive with its month partitions), moving the rows they have to the
  * workers and emptying the coordinator's local copies; copies the admin
- * roles to every worker; and makes SET LOCAL
+ * roles to every worker and grants there what its shard queries call; and
+ * makes SET LOCAL
  * chatstore.user_id reach the workers in new sessions of this database
  * (citus.propagate_set_commands = 'local'), for the row-level security of
  * roles that read the tables directly.  True when it distributed; false,
@@ -326,6 +343,7 @@ chatstore_distribute(PG_FUNCTION_ARGS)
 	}
 	distributed_lxid = InvalidLocalTransactionId;
 	CopyAdminRoles();
+	GrantWorkerFunctions();
 
 	answer = RunQuery("SELECT pg_catalog.format('ALTER DATABASE %I SET citus.propagate_set_commands = local',"
 					  " pg_catalog.current_database())", 0, NULL, NULL);
