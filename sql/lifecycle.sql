@@ -99,8 +99,10 @@ SELECT chatstore.append(:'c4', 'user', 'hello?');
 
 -- the coach's sessions now: c1 active (resumed) and archived, c2 and c4 completed, three paused, the rest active
 UPDATE chatstore.conversation SET last_activity_at = created_at WHERE user_id = 'coach';
-SELECT chatstore.set_state(id, 'paused') FROM chatstore.conversation
-WHERE user_id = 'coach' AND title IN ('session 5', 'session 9', 'session 10') \g /dev/null
+-- (the ids first: on Citus a chatstore function called from a query over a chat table runs on a shard)
+WITH c AS MATERIALIZED (SELECT id FROM chatstore.conversation
+                        WHERE user_id = 'coach' AND title IN ('session 5', 'session 9', 'session 10'))
+SELECT chatstore.set_state(id, 'paused') FROM c \g /dev/null
 SELECT chatstore.archive_conversation(:'c1');
 SELECT title, status, state, metadata->>'phase' AS phase FROM chatstore.conversation
 WHERE user_id = 'coach' ORDER BY last_activity_at DESC, id DESC;
@@ -120,6 +122,7 @@ SELECT count(*) FROM chatstore.list_conversations('coach', metadata => '{}');
 SELECT title, state FROM chatstore.list_conversations('coach', max_results => 5);
 
 -- keyset paging with filters: pages of 2 put together are the whole filtered list, in order
+SET client_min_messages = error;  -- Citus warns that it creates a pg_temp function on the coordinator only
 CREATE FUNCTION pg_temp.pages(flt_status text, flt_state text, flt_metadata jsonb) RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
     result text[] := '{}';
@@ -138,6 +141,7 @@ BEGIN
     RETURN result;
 END
 $$;
+RESET client_min_messages;
 SELECT f.status, f.state, f.metadata, pg_temp.pages(f.status, f.state, f.metadata) AS paged,
        pg_temp.pages(f.status, f.state, f.metadata)
          = ARRAY(SELECT title FROM chatstore.list_conversations('coach', f.status, 100, NULL, f.state, f.metadata)) AS same
@@ -182,7 +186,10 @@ SELECT chatstore.stats(metadata => '[]');
 
 -- index-backed: with a realistic number of rows (one user with 2,000 conversations among 20,000), the filtered
 -- list reads the index runs of (user_id, status, state, last_activity_at, id), each stopping at a page. The query
--- is list_conversations' own, prepared with parameters as the function prepares it.
+-- is list_conversations' own, prepared with parameters as the function prepares it. (On a distributed install
+-- the function runs another query, one plain query over every shard, with the same filters and the same index in
+-- each shard: prepared here on Citus, which cannot plan the one-node query generically.)
+SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') AS one_node \gset
 INSERT INTO chatstore.conversation (id, user_id, metadata, state, created_at, last_activity_at)
 SELECT chatstore.uuidv7(), CASE WHEN n % 10 = 0 THEN 'coach' ELSE 'user' || n % 997 END,
        jsonb_build_object('phase', (ARRAY['risk_assessment', 'customer_discovery', 'problem_validation',
@@ -191,6 +198,7 @@ SELECT chatstore.uuidv7(), CASE WHEN n % 10 = 0 THEN 'coach' ELSE 'user' || n % 
        timestamptz '2025-01-01 00:00+00' + n * interval '1 minute', timestamptz '2025-01-01 00:00+00' + n * interval '1 minute'
 FROM generate_series(1, 20000) n;
 ANALYZE chatstore.conversation;
+\if :one_node
 SET plan_cache_mode = force_generic_plan;
 PREPARE list (text, text, timestamptz, uuid, integer, text, jsonb) AS
 SELECT id, user_id, title, model, status, metadata, message_count, token_count, last_seq, created_at, last_activity_at, archived_at, state, key, activity_bucket FROM
@@ -209,8 +217,38 @@ SELECT id, user_id, title, model, status, metadata, message_count, token_count, 
  WHERE ($2 IS NULL OR k.k_status OPERATOR(pg_catalog.=) $2)
    AND ($6 IS NULL OR k.k_state OPERATOR(pg_catalog.=) $6)
  ORDER BY last_activity_at DESC, id DESC LIMIT $5;
-EXPLAIN (COSTS OFF)
-EXECUTE list('coach', 'active', 'infinity', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 20, 'paused', '{"phase": "customer_discovery"}');
+\else
+PREPARE list (text, text, timestamptz, uuid, integer, text, jsonb) AS
+SELECT id, user_id, title, model, status, metadata, message_count, token_count, last_seq, created_at, last_activity_at, archived_at, state, key, activity_bucket FROM chatstore.conversation c
+ WHERE c.user_id OPERATOR(pg_catalog.=) $1
+   AND ($2 IS NULL OR c.status OPERATOR(pg_catalog.=) $2)
+   AND ($6 IS NULL OR c.state OPERATOR(pg_catalog.=) $6)
+   AND c.activity_bucket OPERATOR(pg_catalog.<=) $3
+   AND (c.last_activity_at, c.id) OPERATOR(pg_catalog.<) ($3, $4)
+   AND ($7 IS NULL OR c.metadata OPERATOR(pg_catalog.@>) $7)
+ ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $5;
+\endif
+-- the plan: the index of (user_id, status, state, activity_bucket) searched by user, status and state, under a
+-- Limit of its own (each run stops at a page; on Citus each shard) and the page's Limit; no sequential scan
+DO $$
+DECLARE
+    line text;
+    by_index boolean := false;
+    seq_scan boolean := false;
+    limits integer := 0;
+BEGIN
+    FOR line IN EXPLAIN (COSTS OFF)
+        EXECUTE list('coach', 'active', 'infinity', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 20, 'paused',
+                     '{"phase": "customer_discovery"}')
+    LOOP
+        by_index := by_index OR line ~ 'Index Cond: \(\(user_id = [^)]*\) AND \(status = [^)]*\) AND \(state = ';
+        seq_scan := seq_scan OR line ~ 'Seq Scan';
+        limits := limits + (line ~ '^ *(->  )?Limit$')::integer;
+    END LOOP;
+    RAISE NOTICE 'index conditions on user, status and state: %, a sequential scan: %, limits: %',
+        by_index, seq_scan, limits;
+END
+$$;
 -- the function returns what the prepared query returns
 CREATE TEMP TABLE listed AS
 EXECUTE list('coach', 'active', 'infinity', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 20, 'paused', '{"phase": "customer_discovery"}');

@@ -110,10 +110,22 @@ SELECT string_agg(title, ' ') AS user1 FROM chatstore.list_all_conversations(sta
 SELECT count(*) FROM chatstore.list_all_conversations(before => '00000000-0000-7000-8000-000000000003');
 \echo :SQLSTATE
 ROLLBACK;
--- the active ones are read through the index of idle conversations (newest activity first)
+-- the active ones are read through the index of idle conversations (newest activity first; on Citus in the plan
+-- of each shard, whose index is named after it)
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT id FROM chatstore.conversation c
-WHERE c.status = 'active' ORDER BY c.activity_bucket DESC, c.last_activity_at DESC, c.id DESC LIMIT 3;
+DO $$
+DECLARE
+    line text;
+    uses_index boolean := false;
+BEGIN
+    FOR line IN EXPLAIN (COSTS OFF) SELECT id FROM chatstore.conversation c
+        WHERE c.status = 'active' ORDER BY c.activity_bucket DESC, c.last_activity_at DESC, c.id DESC LIMIT 3
+    LOOP
+        uses_index := uses_index OR line ~ 'Index Scan Backward using conversation_idle_idx';
+    END LOOP;
+    RAISE NOTICE 'a backward index scan of conversation_idle_idx: %', uses_index;
+END
+$$;
 RESET enable_seqscan;
 -- errors
 SELECT count(*) FROM chatstore.list_all_conversations(status => 'gone');

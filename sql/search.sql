@@ -18,17 +18,21 @@ SELECT count(*) FROM chatstore.append(:'b1', 'user', 'Bob runs with his dogs in 
 -- every message carries its conversation's owner
 SELECT user_id, count(*) FROM chatstore.message WHERE conversation_id IN (:'a1', :'a2', :'b1') GROUP BY 1 ORDER BY 1;
 
--- a compact view of a search's rows (PL/pgSQL: Citus cannot plan a parameter of an SQL function)
+-- a compact view of a search's rows (PL/pgSQL: Citus cannot plan a parameter of an SQL function; the search runs
+-- first, in a materialized CTE: on Citus a chatstore function in a query over a chat table would run on a shard)
+SET client_min_messages = error;  -- Citus warns that it creates a pg_temp function on the coordinator only
 CREATE FUNCTION pg_temp.found(u text, q text, c uuid DEFAULT NULL, r text DEFAULT NULL, n int DEFAULT 20)
 RETURNS TABLE (conv text, seq int, role text, archived boolean, snippet text) LANGUAGE plpgsql AS $$
 BEGIN
   RETURN QUERY
+  WITH s AS MATERIALIZED (
+    SELECT * FROM chatstore.search(u, q, conversation_id => c, role => r, max_results => n) WITH ORDINALITY)
   SELECT cv.title, s.seq, s.role, s.archived, s.snippet
-  FROM chatstore.search(u, q, conversation_id => c, role => r, max_results => n) WITH ORDINALITY s
-  JOIN chatstore.conversation cv ON cv.id = s.conversation_id
+  FROM s JOIN chatstore.conversation cv ON cv.id = s.conversation_id
   ORDER BY s.ordinality;
 END
 $$;
+RESET client_min_messages;
 
 -- English: stems (run finds running and runs), phrases in order only, stop words skipped
 SELECT * FROM pg_temp.found('search_alice', 'run');
@@ -165,37 +169,66 @@ SELECT count(*) = count(*) FILTER (WHERE indexrelid::regclass::text LIKE '%searc
 FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid
 WHERE h.inhparent = 'chatstore.archived_message'::regclass AND i.indexprs IS NOT NULL;
 -- an archive partition's search index keeps a pending list (archive writes batches), which archive merges at the
--- end of each call: nothing is left pending for a search to read
+-- end of each call: nothing is left pending for a search to read (on Citus the partitions' rows and indexes are in
+-- the shards on the workers: asked there)
+SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') AS one_node \gset
+\if :one_node
 SELECT count(*) AS partitions, bool_and(c.reloptions @> '{fastupdate=on}') AS pending_list,
        sum(pg_catalog.gin_clean_pending_list(c.oid)) AS pages_left_pending
 FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid JOIN pg_class c ON c.oid = i.indexrelid
 WHERE h.inhparent = 'chatstore.archived_message'::regclass AND i.indexprs IS NOT NULL
   AND i.indrelid IN (SELECT tableoid FROM chatstore.archived_message);
-CREATE FUNCTION pg_temp.plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+\else
+SELECT count(*) AS partitions, bool_and(p.pending_list) AS pending_list, sum(p.pages) AS pages_left_pending
+FROM (SELECT h.inhrelid, bool_and(split_part(x.result, ',', 1)::boolean) AS pending_list,
+             sum(split_part(x.result, ',', 2)::bigint) AS pages
+      FROM pg_inherits h, LATERAL pg_catalog.run_command_on_shards(h.inhrelid::regclass, $$SELECT concat_ws(',',
+             bool_and(c.reloptions @> '{fastupdate=on}'), sum(pg_catalog.gin_clean_pending_list(c.oid)))
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           WHERE i.indrelid = '%s'::regclass AND i.indexprs IS NOT NULL$$) x
+      WHERE h.inhparent = 'chatstore.archived_message'::regclass
+      GROUP BY h.inhrelid
+      HAVING bool_or((SELECT bool_or(y.result::boolean)
+                      FROM pg_catalog.run_command_on_shards(h.inhrelid::regclass, 'SELECT EXISTS (SELECT FROM %s)') y))) p;
+\endif
+-- which index scans the plan of a search query holds (the partitions', on Citus the shards', names end in digits);
+-- SET LOCAL reaches the shards on Citus
+SET client_min_messages = error;  -- Citus warns that it creates a pg_temp function on the coordinator only
+CREATE FUNCTION pg_temp.plan(q text) RETURNS TABLE (live_index boolean, archive_partition_indexes boolean,
+                                                    sequential_scan boolean) LANGUAGE plpgsql AS $$
 DECLARE
   line text;
 BEGIN
+  live_index := false;
+  archive_partition_indexes := false;
+  sequential_scan := false;
   FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
-    RETURN NEXT regexp_replace(line, '_[0-9]{6}', '_YYYYMM', 'g');   -- partition names hold the month
+    live_index := live_index OR line ~ 'Bitmap Index Scan on message_search_idx';
+    archive_partition_indexes := archive_partition_indexes
+      OR line ~ 'Bitmap Index Scan on archived_message_[0-9]{6}_search_idx';
+    sequential_scan := sequential_scan OR line ~ 'Seq Scan';
   END LOOP;
+  RETURN NEXT;
 END $$;
-SET enable_seqscan = off;
-SELECT pg_temp.plan($$SELECT seq FROM chatstore.message WHERE chatstore.search_vector(user_id, content)
+RESET client_min_messages;
+BEGIN;
+SET LOCAL enable_seqscan = off;
+SELECT * FROM pg_temp.plan($$SELECT seq FROM chatstore.message WHERE chatstore.search_vector(user_id, content)
   @@ chatstore.search_query('search_alice', 'dog') AND user_id = 'search_alice'$$);
-SELECT pg_temp.plan($$SELECT seq FROM chatstore.archived_message WHERE chatstore.search_vector(user_id, content)
+SELECT * FROM pg_temp.plan($$SELECT seq FROM chatstore.archived_message WHERE chatstore.search_vector(user_id, content)
   @@ chatstore.search_query('search_alice', 'dog') AND user_id = 'search_alice'$$);
-RESET enable_seqscan;
+COMMIT;
 SELECT chatstore.restore(:'a2') IS NOT NULL AS restored;
 
 -- filters by the conversation's tag and lifecycle state ('dog' and 'flag' match in both of alice's conversations)
 SELECT chatstore.tag(:'a2', 'work');
 SELECT (chatstore.set_state(:'a1', 'paused')).state;
-SELECT cv.title, count(*) FROM chatstore.search('search_alice', 'dog OR flag', tag => 'work') s
-  JOIN chatstore.conversation cv ON cv.id = s.conversation_id GROUP BY 1 ORDER BY 1;
-SELECT cv.title, count(*) FROM chatstore.search('search_alice', 'dog OR flag', tag => '  work ') s
-  JOIN chatstore.conversation cv ON cv.id = s.conversation_id GROUP BY 1 ORDER BY 1;
-SELECT cv.title, count(*) FROM chatstore.search('search_alice', 'dog OR flag', state => 'paused') s
-  JOIN chatstore.conversation cv ON cv.id = s.conversation_id GROUP BY 1 ORDER BY 1;
+WITH s AS MATERIALIZED (SELECT * FROM chatstore.search('search_alice', 'dog OR flag', tag => 'work'))
+SELECT cv.title, count(*) FROM s JOIN chatstore.conversation cv ON cv.id = s.conversation_id GROUP BY 1 ORDER BY 1;
+WITH s AS MATERIALIZED (SELECT * FROM chatstore.search('search_alice', 'dog OR flag', tag => '  work '))
+SELECT cv.title, count(*) FROM s JOIN chatstore.conversation cv ON cv.id = s.conversation_id GROUP BY 1 ORDER BY 1;
+WITH s AS MATERIALIZED (SELECT * FROM chatstore.search('search_alice', 'dog OR flag', state => 'paused'))
+SELECT cv.title, count(*) FROM s JOIN chatstore.conversation cv ON cv.id = s.conversation_id GROUP BY 1 ORDER BY 1;
 SELECT count(*) FROM chatstore.search('search_alice', 'dog OR flag', tag => 'work', state => 'paused');
 SELECT count(*) FROM chatstore.search('search_alice', 'dog', tag => 'no such tag');
 SELECT chatstore.search('search_alice', 'dog', state => 'sleeping');

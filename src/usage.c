@@ -324,6 +324,83 @@ chatstore_daily_volume(PG_FUNCTION_ARGS)
 }
 
 /*
+ * storage()'s query, in three parts: r, the relations (the live tables and
+ * each archive month); s, their figures; then the report.  s differs on a
+ * distributed install (below).
+ */
+#define STORAGE_RELATIONS \
+	"WITH r AS (" \
+	"  SELECT c.oid, c.reltuples, c.reltoastrelid, NULL::pg_catalog.date AS month" \
+	"  FROM pg_catalog.pg_class c" \
+	"  WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY['chatstore.conversation'::pg_catalog.regclass," \
+	"                                       'chatstore.conversation_tag'::pg_catalog.regclass," \
+	"                                       'chatstore.message'::pg_catalog.regclass]::pg_catalog.oid[])" \
+	"  UNION ALL" \
+	"  SELECT c.oid, c.reltuples, c.reltoastrelid," \
+	"    pg_catalog.to_date(pg_catalog.right(c.relname::pg_catalog.text, 6), 'YYYYMM')" \
+	"  FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid" \
+	"  WHERE i.inhparent OPERATOR(pg_catalog.=) 'chatstore.archived_message'::pg_catalog.regclass),"
+#define STORAGE_FIGURES \
+	" s AS (" \
+	"  SELECT r.oid::pg_catalog.regclass AS relation, r.month," \
+	"    CASE WHEN r.reltuples OPERATOR(pg_catalog.>=) 0 THEN r.reltuples::pg_catalog.int8 END AS rows_estimate," \
+	"    pg_catalog.pg_total_relation_size(r.oid) AS total_bytes," \
+	"    pg_catalog.pg_indexes_size(r.oid) AS index_bytes," \
+	"    CASE WHEN r.reltoastrelid OPERATOR(pg_catalog.<>) 0" \
+	"      THEN pg_catalog.pg_total_relation_size(r.reltoastrelid) ELSE 0 END AS toast_bytes" \
+	"  FROM r),"
+#define STORAGE_REPORT \
+	" o AS (" \
+	"  SELECT id, last_activity_at FROM chatstore.conversation" \
+	"  WHERE status OPERATOR(pg_catalog.=) 'active'" \
+	"  ORDER BY activity_bucket, last_activity_at LIMIT 1)," \
+	" a AS (" \
+	"  SELECT started_at, finished_at, error FROM chatstore.archive_run" \
+	"  ORDER BY id DESC LIMIT 1)" \
+	" SELECT" \
+	"  (SELECT COALESCE(pg_catalog.sum(total_bytes), 0)::pg_catalog.int8 FROM s WHERE month IS NULL)," \
+	"  (SELECT COALESCE(pg_catalog.sum(total_bytes), 0)::pg_catalog.int8 FROM s WHERE month IS NOT NULL)," \
+	"  (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM s WHERE month IS NOT NULL)," \
+	"  (SELECT id FROM o)," \
+	"  (SELECT $1 OPERATOR(pg_catalog.-) last_activity_at FROM o)," \
+	"  (SELECT started_at FROM a), (SELECT finished_at FROM a)," \
+	"  (SELECT CASE WHEN error IS NOT NULL THEN 'failed'" \
+	"               WHEN finished_at IS NULL THEN 'running' ELSE 'succeeded' END FROM a)," \
+	"  (SELECT error FROM a)," \
+	"  (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(" \
+	"      'relation', relation::pg_catalog.text," \
+	"      'archive_month', pg_catalog.to_char(month, 'YYYY-MM')," \
+	"      'rows_estimate', rows_estimate," \
+	"      'heap_bytes', total_bytes OPERATOR(pg_catalog.-) index_bytes OPERATOR(pg_catalog.-) toast_bytes," \
+	"      'index_bytes', index_bytes, 'toast_bytes', toast_bytes, 'total_bytes', total_bytes)" \
+	"    ORDER BY month NULLS FIRST, relation::pg_catalog.text), '[]') FROM s)"
+
+/*
+ * s on a distributed install (chatstore.distribute()): the coordinator's
+ * own copies of the tables are empty, and the rows are in the shards on the
+ * workers, so each relation's figures are the sums over its shards, asked of
+ * the workers with Citus's run_command_on_shards() (the same size functions
+ * and pg_class.reltuples as on one node; NULL rows when no shard has been
+ * analyzed).
+ */
+#define STORAGE_FIGURES_DISTRIBUTED \
+	" s AS (" \
+	"  SELECT r.oid::pg_catalog.regclass AS relation, r.month," \
+	"    pg_catalog.sum(f[1]::pg_catalog.float8) FILTER (WHERE f[1]::pg_catalog.float8 OPERATOR(pg_catalog.>=) 0)::pg_catalog.int8 AS rows_estimate," \
+	"    COALESCE(pg_catalog.sum(f[2]::pg_catalog.int8), 0)::pg_catalog.int8 AS total_bytes," \
+	"    COALESCE(pg_catalog.sum(f[3]::pg_catalog.int8), 0)::pg_catalog.int8 AS index_bytes," \
+	"    COALESCE(pg_catalog.sum(f[4]::pg_catalog.int8), 0)::pg_catalog.int8 AS toast_bytes" \
+	"  FROM r LEFT JOIN LATERAL (" \
+	"    SELECT pg_catalog.string_to_array(x.result, ',') AS f" \
+	"    FROM pg_catalog.run_command_on_shards(r.oid::pg_catalog.regclass," \
+	"      $q$SELECT pg_catalog.concat_ws(',', c.reltuples, pg_catalog.pg_total_relation_size(c.oid)," \
+	"         pg_catalog.pg_indexes_size(c.oid), CASE WHEN c.reltoastrelid OPERATOR(pg_catalog.<>) 0" \
+	"         THEN pg_catalog.pg_total_relation_size(c.reltoastrelid) ELSE 0 END)" \
+	"       FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) '%s'::pg_catalog.regclass$q$) x" \
+	"    WHERE x.success) shard ON true" \
+	"  GROUP BY r.oid, r.month),"
+
+/*
  * chatstore.storage() RETURNS record (live_bytes, archive_bytes,
  *		archive_months, oldest_active_conversation, oldest_active_idle,
  *		last_run_started_at, last_run_finished_at, last_run_outcome,
@@ -336,13 +413,15 @@ chatstore_daily_volume(PG_FUNCTION_ARGS)
  * pg_class.reltuples, NULL before the first VACUUM or ANALYZE), the active
  * conversation idle the longest and for how long, and the newest run of the
  * archiver in chatstore.archive_run with its outcome ('succeeded',
- * 'failed', or 'running' while it has not finished).
+ * 'failed', or 'running' while it has not finished).  On a distributed
+ * install the sizes and rows are those of the shards.
  */
 Datum
 chatstore_storage(PG_FUNCTION_ARGS)
 {
 	ChatstoreCall call;
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_distributed = NULL;
 	static const Oid argtypes[1] = {TIMESTAMPTZOID};
 	MemoryContext callerctx = CurrentMemoryContext;
 	Datum		args[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
@@ -356,50 +435,11 @@ chatstore_storage(PG_FUNCTION_ARGS)
 				 errhint("Run it as a role made admin by chatstore.grant_admin().")));
 
 	ChatstoreConnect(fcinfo, &call);
-	if (SPI_execute_plan(ChatstorePlan(&plan,
-									   "WITH r AS ("
-									   "  SELECT c.oid, c.reltuples, c.reltoastrelid, NULL::pg_catalog.date AS month"
-									   "  FROM pg_catalog.pg_class c"
-									   "  WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY['chatstore.conversation'::pg_catalog.regclass,"
-									   "                                       'chatstore.conversation_tag'::pg_catalog.regclass,"
-									   "                                       'chatstore.message'::pg_catalog.regclass]::pg_catalog.oid[])"
-									   "  UNION ALL"
-									   "  SELECT c.oid, c.reltuples, c.reltoastrelid,"
-									   "    pg_catalog.to_date(pg_catalog.right(c.relname::pg_catalog.text, 6), 'YYYYMM')"
-									   "  FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid"
-									   "  WHERE i.inhparent OPERATOR(pg_catalog.=) 'chatstore.archived_message'::pg_catalog.regclass),"
-									   " s AS ("
-									   "  SELECT r.oid::pg_catalog.regclass AS relation, r.month,"
-									   "    CASE WHEN r.reltuples OPERATOR(pg_catalog.>=) 0 THEN r.reltuples::pg_catalog.int8 END AS rows_estimate,"
-									   "    pg_catalog.pg_total_relation_size(r.oid) AS total_bytes,"
-									   "    pg_catalog.pg_indexes_size(r.oid) AS index_bytes,"
-									   "    CASE WHEN r.reltoastrelid OPERATOR(pg_catalog.<>) 0"
-									   "      THEN pg_catalog.pg_total_relation_size(r.reltoastrelid) ELSE 0 END AS toast_bytes"
-									   "  FROM r),"
-									   " o AS ("
-									   "  SELECT id, last_activity_at FROM chatstore.conversation"
-									   "  WHERE status OPERATOR(pg_catalog.=) 'active'"
-									   "  ORDER BY activity_bucket, last_activity_at LIMIT 1),"
-									   " a AS ("
-									   "  SELECT started_at, finished_at, error FROM chatstore.archive_run"
-									   "  ORDER BY id DESC LIMIT 1)"
-									   " SELECT"
-									   "  (SELECT COALESCE(pg_catalog.sum(total_bytes), 0)::pg_catalog.int8 FROM s WHERE month IS NULL),"
-									   "  (SELECT COALESCE(pg_catalog.sum(total_bytes), 0)::pg_catalog.int8 FROM s WHERE month IS NOT NULL),"
-									   "  (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM s WHERE month IS NOT NULL),"
-									   "  (SELECT id FROM o),"
-									   "  (SELECT $1 OPERATOR(pg_catalog.-) last_activity_at FROM o),"
-									   "  (SELECT started_at FROM a), (SELECT finished_at FROM a),"
-									   "  (SELECT CASE WHEN error IS NOT NULL THEN 'failed'"
-									   "               WHEN finished_at IS NULL THEN 'running' ELSE 'succeeded' END FROM a),"
-									   "  (SELECT error FROM a),"
-									   "  (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
-									   "      'relation', relation::pg_catalog.text,"
-									   "      'archive_month', pg_catalog.to_char(month, 'YYYY-MM'),"
-									   "      'rows_estimate', rows_estimate,"
-									   "      'heap_bytes', total_bytes OPERATOR(pg_catalog.-) index_bytes OPERATOR(pg_catalog.-) toast_bytes,"
-									   "      'index_bytes', index_bytes, 'toast_bytes', toast_bytes, 'total_bytes', total_bytes)"
-									   "    ORDER BY month NULLS FIRST, relation::pg_catalog.text), '[]') FROM s)",
+	if (SPI_execute_plan(ChatstoreDistributed() ?
+						 ChatstorePlan(&plan_distributed,
+									   STORAGE_RELATIONS STORAGE_FIGURES_DISTRIBUTED STORAGE_REPORT,
+									   1, argtypes) :
+						 ChatstorePlan(&plan, STORAGE_RELATIONS STORAGE_FIGURES STORAGE_REPORT,
 									   1, argtypes),
 						 args, NULL, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "chatstore: storage query failed");
