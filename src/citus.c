@@ -237,15 +237,20 @@ CopyAdminRoles(void)
  * application role's own queries over the chat tables call there as that
  * role: is_admin() and the pure functions.  The install script grants the
  * same when it runs on a node that is a worker already; a worker that had
- * not joined then (group 0, as without metadata sync) gets it here.
- * Requires SPI.
+ * not joined then (group 0, as without metadata sync) gets it here.  Not
+ * where chatstore is not installed yet (CREATE EXTENSION chatstore and
+ * distribute() in one transaction: Citus creates it on the workers after
+ * the statement, and its install script grants them then).  Requires SPI.
  */
 static void
 GrantWorkerFunctions(void)
 {
-	ChatstoreRunOnWorkers("GRANT EXECUTE ON FUNCTION chatstore.is_admin(), chatstore.search_vector(text, text),"
-						  " chatstore.search_query(text, text), chatstore.search_rank(text, text),"
-						  " chatstore.estimate_tokens(text), chatstore.uuidv7() TO PUBLIC");
+	ChatstoreRunOnWorkers("DO $$BEGIN"
+						  " IF pg_catalog.to_regprocedure('chatstore.search_rank(text, text)') IS NOT NULL THEN"
+						  "  GRANT EXECUTE ON FUNCTION chatstore.is_admin(), chatstore.search_vector(text, text),"
+						  "   chatstore.search_query(text, text), chatstore.search_rank(text, text),"
+						  "   chatstore.estimate_tokens(text), chatstore.uuidv7() TO PUBLIC;"
+						  " END IF; END$$");
 }
 
 /*
