@@ -168,29 +168,6 @@ SELECT chatstore.archive_conversation(:'a2') IS NOT NULL AS archived;
 SELECT count(*) = count(*) FILTER (WHERE indexrelid::regclass::text LIKE '%search_idx') AS every_partition_indexed
 FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid
 WHERE h.inhparent = 'chatstore.archived_message'::regclass AND i.indexprs IS NOT NULL;
--- an archive partition's search index keeps a pending list (archive writes batches), which archive merges at the
--- end of each call: nothing is left pending for a search to read (on Citus the partitions' rows and indexes are in
--- the shards on the workers: asked there)
-SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') AS one_node \gset
-\if :one_node
-SELECT count(*) AS partitions, bool_and(c.reloptions @> '{fastupdate=on}') AS pending_list,
-       sum(pg_catalog.gin_clean_pending_list(c.oid)) AS pages_left_pending
-FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid JOIN pg_class c ON c.oid = i.indexrelid
-WHERE h.inhparent = 'chatstore.archived_message'::regclass AND i.indexprs IS NOT NULL
-  AND i.indrelid IN (SELECT tableoid FROM chatstore.archived_message);
-\else
-SELECT count(*) AS partitions, bool_and(p.pending_list) AS pending_list, sum(p.pages) AS pages_left_pending
-FROM (SELECT h.inhrelid, bool_and(split_part(x.result, ',', 1)::boolean) AS pending_list,
-             sum(split_part(x.result, ',', 2)::bigint) AS pages
-      FROM pg_inherits h, LATERAL pg_catalog.run_command_on_shards(h.inhrelid::regclass, $$SELECT concat_ws(',',
-             bool_and(c.reloptions @> '{fastupdate=on}'), sum(pg_catalog.gin_clean_pending_list(c.oid)))
-           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-           WHERE i.indrelid = '%s'::regclass AND i.indexprs IS NOT NULL$$) x
-      WHERE h.inhparent = 'chatstore.archived_message'::regclass
-      GROUP BY h.inhrelid
-      HAVING bool_or((SELECT bool_or(y.result::boolean)
-                      FROM pg_catalog.run_command_on_shards(h.inhrelid::regclass, 'SELECT EXISTS (SELECT FROM %s)') y))) p;
-\endif
 -- which index scans the plan of a search query holds (the partitions', on Citus the shards', names end in digits);
 -- SET LOCAL reaches the shards on Citus
 SET client_min_messages = error;  -- Citus warns that it creates a pg_temp function on the coordinator only
@@ -251,25 +228,3 @@ SELECT snippet FROM chatstore.search('search_dave', 'don''t Class.method()');
 -- still nothing: a word that is not in it, the parts of an identifier in another order
 SELECT count(*) FROM chatstore.search('search_dave', 'hello, planet');
 SELECT count(*) FROM chatstore.search('search_dave', 'method.class');
-
--- the live table's search index keeps a short pending list (appends add their entries there, and PostgreSQL merges
--- the list into the index in bulk), which every search also reads: a message is found while its entries are
--- pending, and after the merge. A new session, so that search plans its query with the index forced (these tables
--- are small enough to be read whole), and autovacuum kept off the table, so that nothing merges the list meanwhile.
-\c -
-CREATE EXTENSION pgstattuple;
-ALTER TABLE chatstore.message SET (autovacuum_enabled = off);
-SELECT c.reloptions FROM pg_class c WHERE c.oid = 'chatstore.message_search_idx'::regclass;
-SELECT pg_catalog.gin_clean_pending_list('chatstore.message_search_idx') >= 0 AS emptied;
-SELECT count(*) FROM chatstore.append(:'d1', 'user', 'a zebracorn crossed the road');
-SELECT pending_tuples > 0 AS pending FROM pgstatginindex('chatstore.message_search_idx');
-SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT 1 FROM chatstore.message
-WHERE chatstore.search_vector(user_id, content) @@ chatstore.search_query('search_dave', 'zebracorn');
-SELECT seq, snippet FROM chatstore.search('search_dave', 'zebracorn');
-SELECT pg_catalog.gin_clean_pending_list('chatstore.message_search_idx') > 0 AS merged;
-SELECT pending_tuples FROM pgstatginindex('chatstore.message_search_idx');
-SELECT seq, snippet FROM chatstore.search('search_dave', 'zebracorn');
-RESET enable_seqscan;
-ALTER TABLE chatstore.message RESET (autovacuum_enabled);
-DROP EXTENSION pgstattuple;
