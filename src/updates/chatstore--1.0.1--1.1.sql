@@ -454,8 +454,8 @@ COMMENT ON FUNCTION chatstore.search(text, text, uuid, text, timestamptz, timest
 
 -- The search index (each archive partition gets its own, made with the partition). Appends add their entries to
 -- its pending list (fastupdate on), which PostgreSQL merges into the index in bulk: inserting a message's entries
--- one by one into the index's trees cost an append 2.7 times its time and 3 times its WAL. The list is kept
--- short (256 kB, gin_pending_list_limit), since every search also reads it: the append that fills it, or
+-- one by one into the index's trees made an append about 1.3 times slower (make bench, append-cost). The list is
+-- kept short (256 kB, gin_pending_list_limit), since every search also reads it: the append that fills it, or
 -- autovacuum, merges it.
 CREATE INDEX message_search_idx
     ON chatstore.message USING gin (chatstore.search_vector(user_id, content))
