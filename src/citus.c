@@ -237,15 +237,23 @@ CopyAdminRoles(void)
  * application role's own queries over the chat tables call there as that
  * role: is_admin() and the pure functions.  The install script grants the
  * same when it runs on a node that is a worker already; a worker that had
- * not joined then (group 0, as without metadata sync) gets it here.
+ * not joined then (group 0, as without metadata sync) gets it here.  A
+ * worker whose chatstore this transaction made (CREATE EXTENSION chatstore
+ * and distribute() in one transaction: Citus creates it there in this
+ * transaction, which the statement's own connection cannot see) is skipped:
+ * its install script ran there as on a worker and granted them.
  * Requires SPI.
  */
 static void
 GrantWorkerFunctions(void)
 {
-	ChatstoreRunOnWorkers("GRANT EXECUTE ON FUNCTION chatstore.is_admin(), chatstore.search_vector(text, text),"
+	ChatstoreRunOnWorkers("DO $$BEGIN"
+						  " IF pg_catalog.to_regprocedure('chatstore.is_admin()') IS NOT NULL THEN"
+						  " GRANT EXECUTE ON FUNCTION chatstore.is_admin(), chatstore.search_vector(text, text),"
 						  " chatstore.search_query(text, text), chatstore.search_rank(text, text),"
-						  " chatstore.estimate_tokens(text), chatstore.uuidv7() TO PUBLIC");
+						  " chatstore.estimate_tokens(text), chatstore.uuidv7() TO PUBLIC;"
+						  " END IF;"
+						  " END$$");
 }
 
 /*
