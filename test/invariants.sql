@@ -67,12 +67,15 @@ CREATE TEMP TABLE windows AS
 SELECT c.id, (1 + random() * 40)::int AS max_messages,
        CASE WHEN random() < 0.5 THEN (1 + random() * 150)::int END AS before_seq
 FROM conv c, generate_series(1, 5);
-SELECT is((SELECT count(*) FROM windows w
+-- (the messages read first, in a materialized CTE, and the temporary tables compared with them here: on Citus a
+-- correlated subquery from a temporary table into a chat table cannot be planned; the same for last_seq below)
+SELECT is((WITH m AS MATERIALIZED (SELECT conversation_id, seq FROM chatstore.message
+                                     UNION ALL SELECT conversation_id, seq FROM chatstore.archived_message)
+           SELECT count(*) FROM windows w
            WHERE (SELECT array_agg(seq ORDER BY seq) FROM chatstore.history(w.id, w.max_messages, w.before_seq))
                  IS DISTINCT FROM
                  (SELECT array_agg(seq ORDER BY seq) FROM
-                    (SELECT seq FROM (SELECT conversation_id, seq FROM chatstore.message
-                                      UNION ALL SELECT conversation_id, seq FROM chatstore.archived_message) m
+                    (SELECT seq FROM m
                      WHERE m.conversation_id = w.id AND (w.before_seq IS NULL OR m.seq < w.before_seq)
                      ORDER BY seq DESC LIMIT w.max_messages) x)),
           0::bigint, 'history = newest max_messages with seq < before_seq, oldest first (150 windows)');
@@ -80,7 +83,9 @@ SELECT is((SELECT count(*) FROM windows w
 -- context: leading system messages, then a contiguous newest run within budget that cannot grow
 CREATE TEMP TABLE budgets AS
 SELECT c.id, (20 + random() * 2000)::int AS max_tokens FROM conv c, generate_series(1, 4);
-CREATE TEMP VIEW everything AS
+-- (a copy, not a view: nothing writes the chat tables from here on, and on Citus the correlated subqueries below,
+-- from temporary tables into a view over the chat tables, cannot be planned)
+CREATE TEMP TABLE everything AS
 SELECT conversation_id, seq, role, tokens FROM chatstore.message
 UNION ALL SELECT conversation_id, seq, role, tokens FROM chatstore.archived_message;
 CREATE TEMP VIEW leading_system AS
@@ -99,19 +104,21 @@ SELECT is((SELECT count(*) FROM (SELECT id, max_tokens FROM ctx c GROUP BY 1, 2
                                  HAVING array_agg(seq ORDER BY seq) FILTER (WHERE seq IN (SELECT seq FROM leading_system s WHERE s.conversation_id = c.id))
                                         IS DISTINCT FROM (SELECT array_agg(seq ORDER BY seq) FROM leading_system s WHERE s.conversation_id = c.id)) x),
           0::bigint, 'context always holds every leading system message');
-SELECT is((SELECT count(*) FROM (
+SELECT is((WITH v AS MATERIALIZED (SELECT id, last_seq FROM chatstore.conversation)
+           SELECT count(*) FROM (
              SELECT c.id, c.max_tokens,
                     min(c.seq) FILTER (WHERE c.seq NOT IN (SELECT seq FROM leading_system s WHERE s.conversation_id = c.id)) AS first_run,
                     count(*) FILTER (WHERE c.seq NOT IN (SELECT seq FROM leading_system s WHERE s.conversation_id = c.id)) AS run_len,
-                    (SELECT last_seq FROM chatstore.conversation v WHERE v.id = c.id) AS last_seq
+                    (SELECT last_seq FROM v WHERE v.id = c.id) AS last_seq
              FROM ctx c GROUP BY 1, 2) r
            WHERE r.run_len > 0 AND r.last_seq - r.first_run + 1 <> r.run_len),
           0::bigint, 'the newest run is contiguous and ends at the newest message');
-SELECT is((SELECT count(*) FROM (
+SELECT is((WITH v AS MATERIALIZED (SELECT id, last_seq FROM chatstore.conversation)
+           SELECT count(*) FROM (
              SELECT c.id, c.max_tokens, sum(c.tokens) AS used,
                     min(c.seq) FILTER (WHERE c.seq NOT IN (SELECT seq FROM leading_system s WHERE s.conversation_id = c.id)) AS first_run,
                     (SELECT max(seq) FROM leading_system s WHERE s.conversation_id = c.id) AS last_system,
-                    (SELECT last_seq FROM chatstore.conversation v WHERE v.id = c.id) AS last_seq
+                    (SELECT last_seq FROM v WHERE v.id = c.id) AS last_seq
              FROM ctx c GROUP BY 1, 2) r
            JOIN everything e ON e.conversation_id = r.id
                             AND e.seq = coalesce(r.first_run, r.last_seq + 1) - 1

@@ -7,19 +7,22 @@
 BEGIN;
 SELECT plan(33);
 SET LOCAL TimeZone = 'UTC';
+-- the test's helper functions live in a schema of their own (not pg_temp: on Citus, queries over the chat tables
+-- run them on the workers, where a session's temporary functions do not exist); dropped at the end
+CREATE SCHEMA retention_test;
 
 -- month partitions: archive() creates this month's and next month's
-CREATE FUNCTION pg_temp.part(m timestamptz) RETURNS text LANGUAGE sql AS
+CREATE FUNCTION retention_test.part(m timestamptz) RETURNS text LANGUAGE sql AS
 $$ SELECT 'archived_message_' || to_char(date_trunc('month', m AT TIME ZONE 'UTC'), 'YYYYMM') $$;
-CREATE FUNCTION pg_temp.partitions() RETURNS text[] LANGUAGE sql AS
+CREATE FUNCTION retention_test.partitions() RETURNS text[] LANGUAGE sql AS
 $$ SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname), '{}') FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
    WHERE i.inhparent = 'chatstore.archived_message'::regclass $$;
 -- a conversation with n messages, archived at time "at" (tests move time by hand: a past month's partition is made
 -- as chatstore makes them, and the rows are moved into it)
-CREATE FUNCTION pg_temp.archived(who text, n int, at timestamptz) RETURNS uuid LANGUAGE plpgsql AS $$
+CREATE FUNCTION retention_test.archived(who text, n int, at timestamptz) RETURNS uuid LANGUAGE plpgsql AS $$
 DECLARE
   c uuid := chatstore.create_conversation(who);
-  p text := pg_temp.part(at);
+  p text := retention_test.part(at);
   m timestamptz := date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
 BEGIN
   PERFORM chatstore.append(c, 'user', 'message ' || k) FROM generate_series(1, n) k;
@@ -35,25 +38,30 @@ BEGIN
   RETURN c;
 END $$;
 
-SELECT is(pg_temp.partitions(), '{}', 'no partition before anything is archived');
+SELECT is(retention_test.partitions(), '{}', 'no partition before anything is archived');
 SELECT chatstore.create_conversation('nobody') AS idle \gset
 UPDATE chatstore.conversation SET last_activity_at = now() - interval '1 day' WHERE id = :'idle';
 SELECT is(chatstore.archive('1 hour'), 1::bigint, 'archive() archives');
-SELECT is(pg_temp.partitions(), (SELECT ARRAY[pg_temp.part(archived_at), pg_temp.part(archived_at + interval '1 month')]
-                                 FROM chatstore.conversation WHERE id = :'idle'),
+-- (the time archive() recorded fetched first: on Citus a function in a query over a chat table runs on a shard)
+SELECT archived_at AS idle_at FROM chatstore.conversation WHERE id = :'idle' \gset
+SELECT is(retention_test.partitions(), ARRAY[retention_test.part(:'idle_at'), retention_test.part(:'idle_at'::timestamptz + interval '1 month')],
           'and made the partitions of this month and the next');
 SELECT is(chatstore.restore(:'idle'), true, 'restore');
 
 -- archived conversations in four months: 4 months ago, 2 months ago (two, on either side of a cutoff), and now
-SELECT pg_temp.archived('alice', 3, date_trunc('month', now()) - interval '4 months' + interval '10 days') AS old1 \gset
-SELECT pg_temp.archived('bob', 5, date_trunc('month', now()) - interval '4 months' + interval '20 days') AS old2 \gset
-SELECT pg_temp.archived('alice', 2, date_trunc('month', now()) - interval '2 months' + interval '3 days') AS mid_early \gset
-SELECT pg_temp.archived('bob', 4, date_trunc('month', now()) - interval '2 months' + interval '25 days') AS mid_late \gset
-SELECT pg_temp.archived('alice', 6, now() - interval '1 minute') AS recent \gset
+SELECT retention_test.archived('alice', 3, date_trunc('month', now()) - interval '4 months' + interval '10 days') AS old1 \gset
+SELECT retention_test.archived('bob', 5, date_trunc('month', now()) - interval '4 months' + interval '20 days') AS old2 \gset
+SELECT retention_test.archived('alice', 2, date_trunc('month', now()) - interval '2 months' + interval '3 days') AS mid_early \gset
+SELECT retention_test.archived('bob', 4, date_trunc('month', now()) - interval '2 months' + interval '25 days') AS mid_late \gset
+SELECT retention_test.archived('alice', 6, now() - interval '1 minute') AS recent \gset
 SELECT chatstore.create_conversation('alice') AS live \gset
 SELECT count(*) FROM generate_series(1, 7) k, LATERAL chatstore.append(:'live', 'user', 'live ' || k) \g /dev/null
-SELECT is((SELECT count(DISTINCT tableoid) FROM chatstore.archived_message), 3::bigint, 'archived messages in three month partitions');
-CREATE TEMP TABLE parts_before AS SELECT unnest(pg_temp.partitions()) AS p;
+-- (the partitions named by the rows' archive times: on Citus a row's tableoid is its shard's)
+SELECT is((WITH a AS MATERIALIZED (SELECT DISTINCT archived_at FROM chatstore.archived_message)
+           SELECT count(*) FROM unnest(retention_test.partitions()) p
+           WHERE p IN (SELECT retention_test.part(archived_at) FROM a)),
+          3::bigint, 'archived messages in three month partitions');
+CREATE TEMP TABLE parts_before AS SELECT unnest(retention_test.partitions()) AS p;
 SELECT is((SELECT count(*) FROM chatstore.archived_message), 20::bigint, '20 archived messages');
 
 -- an archived conversation in a past month still reads and restores (its archived_at names the partition)
@@ -63,31 +71,36 @@ SELECT is((SELECT count(*) FROM chatstore.context(:'mid_late', 1000)), 4::bigint
 
 -- purge with a cutoff in the middle of the month two months back
 SELECT (now() - (date_trunc('month', now()) - interval '2 months' + interval '14 days')) AS age \gset
-CREATE TEMP TABLE old_month AS SELECT pg_temp.part(date_trunc('month', now()) - interval '4 months') AS p;
+CREATE TEMP TABLE old_month AS SELECT retention_test.part(date_trunc('month', now()) - interval '4 months') AS p;
 SELECT is(chatstore.purge(:'age'), 3::bigint, 'purge deletes the 3 conversations archived before the cutoff');
-SELECT ok(NOT (SELECT p FROM old_month) = ANY (pg_temp.partitions()), 'the month wholly before the cutoff is dropped whole');
-SELECT is(pg_temp.partitions(), (SELECT array_agg(p ORDER BY p) FROM parts_before WHERE p <> (SELECT p FROM old_month)),
+SELECT ok(NOT (SELECT p FROM old_month) = ANY (retention_test.partitions()), 'the month wholly before the cutoff is dropped whole');
+SELECT is(retention_test.partitions(), (SELECT array_agg(p ORDER BY p) FROM parts_before WHERE p <> (SELECT p FROM old_month)),
           'the later months stay');
-SELECT is((SELECT count(*) FROM chatstore.conversation WHERE id IN (:'old1', :'old2', :'mid_early')), 0::bigint,
-          'purged conversations are gone');
-SELECT is((SELECT count(*) FROM chatstore.archived_message WHERE conversation_id IN (:'old1', :'old2', :'mid_early')), 0::bigint,
-          'with their messages');
-SELECT is((SELECT count(*) FROM chatstore.archived_message WHERE conversation_id = :'mid_late'), 4::bigint,
-          'the month of the cutoff keeps what was archived after it');
-SELECT is((SELECT count(*) FROM chatstore.archived_message WHERE conversation_id = :'recent'), 6::bigint,
-          'this month is untouched');
-SELECT is((SELECT count(*) FROM chatstore.message WHERE conversation_id = :'live'), 7::bigint, 'live conversations are untouched');
+-- (counts of given conversations fetched first: on Citus a query of conversations on one shard, is() included, runs
+-- on that shard)
+SELECT count(*) AS n FROM chatstore.conversation WHERE id IN (:'old1', :'old2', :'mid_early') \gset
+SELECT is(:n::bigint, 0::bigint, 'purged conversations are gone');
+SELECT count(*) AS n FROM chatstore.archived_message WHERE conversation_id IN (:'old1', :'old2', :'mid_early') \gset
+SELECT is(:n::bigint, 0::bigint, 'with their messages');
+SELECT count(*) AS n FROM chatstore.archived_message WHERE conversation_id = :'mid_late' \gset
+SELECT is(:n::bigint, 4::bigint, 'the month of the cutoff keeps what was archived after it');
+SELECT count(*) AS n FROM chatstore.archived_message WHERE conversation_id = :'recent' \gset
+SELECT is(:n::bigint, 6::bigint, 'this month is untouched');
+SELECT count(*) AS n FROM chatstore.message WHERE conversation_id = :'live' \gset
+SELECT is(:n::bigint, 7::bigint, 'live conversations are untouched');
 SELECT is(chatstore.purge(:'age'), 0::bigint, 'purging again finds nothing');
 SELECT is(chatstore.restore(:'mid_late'), true, 'a conversation that survived a purge restores');
-SELECT is((SELECT count(*) FROM chatstore.message WHERE conversation_id = :'mid_late'), 4::bigint, 'with all its messages');
+SELECT count(*) AS n FROM chatstore.message WHERE conversation_id = :'mid_late' \gset
+SELECT is(:n::bigint, 4::bigint, 'with all its messages');
 
 -- purge acting for one user touches only that user's conversations
-SELECT pg_temp.archived('carol', 2, now() - interval '1 day') AS carol_conv \gset
-SELECT pg_temp.archived('dave', 2, now() - interval '1 day') AS dave_conv \gset
+SELECT retention_test.archived('carol', 2, now() - interval '1 day') AS carol_conv \gset
+SELECT retention_test.archived('dave', 2, now() - interval '1 day') AS dave_conv \gset
 SET LOCAL chatstore.user_id = 'carol';
 SELECT is(chatstore.purge('1 hour'), 1::bigint, 'acting for carol, purge deletes only carol''s');
 RESET chatstore.user_id;
-SELECT is((SELECT count(*) FROM chatstore.conversation WHERE id = :'dave_conv'), 1::bigint, 'dave''s stays');
+SELECT count(*) AS n FROM chatstore.conversation WHERE id = :'dave_conv' \gset
+SELECT is(:n::bigint, 1::bigint, 'dave''s stays');
 SELECT is(chatstore.purge('0'), 2::bigint, 'purge(''0'') deletes every archived conversation');
 SELECT is((SELECT count(*) FROM chatstore.archived_message), 0::bigint, 'the archive is empty');
 
@@ -98,15 +111,15 @@ SELECT throws_ok($$SELECT chatstore.purge(NULL)$$, '22004', 'archived_before mus
 -- erase_user: every conversation of one user, live and archived, and nothing else
 SELECT chatstore.create_conversation('erin') AS e1 \gset
 SELECT count(*) FROM chatstore.append_many(:'e1', '[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]') \g /dev/null
-SELECT pg_temp.archived('erin', 3, now() - interval '1 minute') AS e2 \gset
-SELECT pg_temp.archived('erin', 2, date_trunc('month', now()) - interval '1 month' + interval '5 days') AS e3 \gset
+SELECT retention_test.archived('erin', 3, now() - interval '1 minute') AS e2 \gset
+SELECT retention_test.archived('erin', 2, date_trunc('month', now()) - interval '1 month' + interval '5 days') AS e3 \gset
 SELECT chatstore.create_conversation('frank') AS f1 \gset
 SELECT count(*) FROM chatstore.append_many(:'f1', '[{"role": "user", "content": "mine"}]') \g /dev/null
 SELECT is(chatstore.erase_user('erin'), 3::bigint, 'erase_user deletes the user''s 3 conversations');
 SELECT is((SELECT count(*) FROM chatstore.conversation WHERE user_id = 'erin'), 0::bigint, 'none left');
-SELECT is((SELECT count(*) FROM chatstore.message WHERE conversation_id IN (:'e1', :'e2', :'e3'))
-        + (SELECT count(*) FROM chatstore.archived_message WHERE conversation_id IN (:'e1', :'e2', :'e3')), 0::bigint,
-          'no message left, live or archived');
+SELECT count(*) AS live FROM chatstore.message WHERE conversation_id IN (:'e1', :'e2', :'e3') \gset
+SELECT count(*) AS archived FROM chatstore.archived_message WHERE conversation_id IN (:'e1', :'e2', :'e3') \gset
+SELECT is(:live::bigint + :archived::bigint, 0::bigint, 'no message left, live or archived');
 SELECT is((SELECT count(*) FROM chatstore.history(:'f1')), 1::bigint, 'other users keep theirs');
 SELECT is(chatstore.erase_user('erin'), 0::bigint, 'erasing again finds nothing');
 SET LOCAL chatstore.user_id = 'frank';
@@ -119,5 +132,7 @@ DROP EXTENSION chatstore;
 SELECT is((SELECT count(*) FROM pg_class WHERE relname LIKE 'archived_message%'), 0::bigint,
           'DROP EXTENSION drops the archive and its partitions');
 
+SET LOCAL client_min_messages = warning;  -- the names of the helper functions dropped with their schema
+DROP SCHEMA retention_test CASCADE;
 SELECT * FROM finish();
 ROLLBACK;
