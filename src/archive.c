@@ -272,6 +272,49 @@ MoveToArchive(Datum ids, TimestampTz now)
 	return moved;
 }
 
+/*
+ * MoveToArchive for one (locked, active) conversation on a distributed
+ * install: the copy, the delete and the mark as three statements, each
+ * routed to the conversation's shards over one connection, so that the
+ * transaction commits on that one worker without two-phase commit.  (Citus
+ * runs MoveToArchive's DELETE-feeding-INSERT through the coordinator: it
+ * pulls the deleted rows back and copies them into the archive's shard over
+ * a second connection, and commits both with two-phase commit.)  The
+ * conversation's row lock keeps appends out between the copy and the
+ * delete.  Returns the messages moved.
+ */
+static int64
+MoveOneRouted(Datum id, TimestampTz now)
+{
+	static SPIPlanPtr copy = NULL;
+	static SPIPlanPtr delete = NULL;
+	static SPIPlanPtr mark = NULL;
+	static const Oid argtypes[2] = {UUIDOID, TIMESTAMPTZOID};
+	Datum		args[2] = {id, TimestampTzGetDatum(now)};
+	int64		moved;
+
+	if (SPI_execute_plan(ChatstorePlan(&copy,
+									   "INSERT INTO chatstore.archived_message (" MESSAGE_COLUMNS ", archived_at)"
+									   " SELECT " MESSAGE_COLUMNS ", $2 FROM chatstore.message"
+									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1",
+									   2, argtypes),
+						 args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "chatstore: archive copy failed");
+	moved = (int64) SPI_processed;
+	if (SPI_execute_plan(ChatstorePlan(&delete,
+									   "DELETE FROM chatstore.message WHERE conversation_id OPERATOR(pg_catalog.=) $1",
+									   1, argtypes),
+						 args, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_plan(ChatstorePlan(&mark,
+									   "UPDATE chatstore.conversation"
+									   " SET status = 'archived', archived_at = $2"
+									   " WHERE id OPERATOR(pg_catalog.=) $1",
+									   2, argtypes),
+						 args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "chatstore: archive move failed");
+	return moved;
+}
+
 /* A one-element uuid[] datum. */
 static Datum
 OneIdArray(pg_uuid_t *id)
@@ -329,7 +372,6 @@ ArchiveEachLocked(TimestampTz cutoff, TimestampTz now, int64 *messages)
 		bool		isnull;
 		Datum		args[2] = {SPI_getbinval(chosen->vals[i], chosen->tupdesc, 1, &isnull),
 		TimestampTzGetDatum(cutoff)};
-		ArrayType  *idarray;
 
 		if (SPI_execute_plan(ChatstorePlan(&lock,
 										   "SELECT id FROM chatstore.conversation"
@@ -343,10 +385,8 @@ ArchiveEachLocked(TimestampTz cutoff, TimestampTz now, int64 *messages)
 		if (SPI_processed == 0)
 			continue;
 		SPI_freetuptable(SPI_tuptable);
-		idarray = construct_array(&args[0], 1, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
-		*messages += MoveToArchive(PointerGetDatum(idarray), now);
+		*messages += MoveOneRouted(args[0], now);
 		SPI_freetuptable(SPI_tuptable);
-		pfree(idarray);
 		archived++;
 	}
 	SPI_freetuptable(chosen);
@@ -706,13 +746,45 @@ chatstore_archive_conversation(PG_FUNCTION_ARGS)
 			ChatstoreConversationNotFound(id);
 			break;
 		case CONV_ACTIVE:
-			MoveToArchive(OneIdArray(id), now);
+			if (ChatstoreDistributed())
+				(void) MoveOneRouted(UUIDPGetDatum(id), now);
+			else
+				MoveToArchive(OneIdArray(id), now);
 			CleanSearchPending(now);
 			moved = true;
 			break;
 	}
 	ChatstoreFinish(&call);
 	PG_RETURN_BOOL(moved);
+}
+
+/*
+ * restore's move on a distributed install (args: the conversation id, now,
+ * its archived_at): the copy back and the delete as two statements routed
+ * to the conversation's shards over one connection, without two-phase
+ * commit, as MoveOneRouted does for archiving.
+ */
+static void
+RestoreRouted(Datum *args)
+{
+	static SPIPlanPtr copy = NULL;
+	static SPIPlanPtr delete = NULL;
+	static const Oid argtypes[3] = {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+
+	if (SPI_execute_plan(ChatstorePlan(&copy,
+									   "INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
+									   " SELECT " MESSAGE_COLUMNS " FROM chatstore.archived_message"
+									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+									   "   AND archived_at OPERATOR(pg_catalog.=) $3",
+									   3, argtypes),
+						 args, NULL, false, 0) != SPI_OK_INSERT ||
+		SPI_execute_plan(ChatstorePlan(&delete,
+									   "DELETE FROM chatstore.archived_message"
+									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+									   "   AND archived_at OPERATOR(pg_catalog.=) $3",
+									   3, argtypes),
+						 args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "chatstore: restore move failed");
 }
 
 /*
@@ -749,17 +821,20 @@ chatstore_restore(PG_FUNCTION_ARGS)
 				Datum		args[3] = {UUIDPGetDatum(id), TimestampTzGetDatum(GetCurrentTimestamp()),
 				TimestampTzGetDatum(archived_at)};
 
-				if (SPI_execute_plan(ChatstorePlan(&move,
-												   "WITH moved AS ("
-												   "  DELETE FROM chatstore.archived_message"
-												   "  WHERE conversation_id OPERATOR(pg_catalog.=) $1"
-												   "    AND archived_at OPERATOR(pg_catalog.=) $3"
-												   "  RETURNING " MESSAGE_COLUMNS ")"
-												   " INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
-												   " SELECT " MESSAGE_COLUMNS " FROM moved",
-												   3, argtypes),
-									 args, NULL, false, 0) != SPI_OK_INSERT ||
-					SPI_execute_plan(ChatstorePlan(&mark,
+				if (ChatstoreDistributed())
+					RestoreRouted(args);
+				else if (SPI_execute_plan(ChatstorePlan(&move,
+														"WITH moved AS ("
+														"  DELETE FROM chatstore.archived_message"
+														"  WHERE conversation_id OPERATOR(pg_catalog.=) $1"
+														"    AND archived_at OPERATOR(pg_catalog.=) $3"
+														"  RETURNING " MESSAGE_COLUMNS ")"
+														" INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
+														" SELECT " MESSAGE_COLUMNS " FROM moved",
+														3, argtypes),
+										  args, NULL, false, 0) != SPI_OK_INSERT)
+					elog(ERROR, "chatstore: restore move failed");
+				if (SPI_execute_plan(ChatstorePlan(&mark,
 												   "UPDATE chatstore.conversation"
 												   " SET status = 'active', archived_at = NULL,"
 												   "     last_activity_at = GREATEST(last_activity_at, $2)"
