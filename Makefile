@@ -25,7 +25,7 @@ DATA         = $(wildcard src/updates/chatstore--*--*.sql) $(wildcard src/releas
 
 # pg_regress suites, in sql/ and expected/
 REGRESS      = conversation append history archive privileges search_path stats partitions tags lifecycle keys \
-               usage search search_pending export rewind migrate
+               usage search search_pending export rewind migrate distribute
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 
 # PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.

@@ -304,14 +304,19 @@ MoveOneRouted(Datum id, TimestampTz now)
 	if (SPI_execute_plan(ChatstorePlan(&delete,
 									   "DELETE FROM chatstore.message WHERE conversation_id OPERATOR(pg_catalog.=) $1",
 									   1, argtypes),
-						 args, NULL, false, 0) != SPI_OK_DELETE ||
-		SPI_execute_plan(ChatstorePlan(&mark,
+						 args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "chatstore: archive delete failed");
+	/* the conversation's lock keeps every writer out: the same rows, or nothing is moved */
+	if ((int64) SPI_processed != moved)
+		elog(ERROR, "chatstore: archive copied %lld messages but deleted %lld",
+			 (long long) moved, (long long) SPI_processed);
+	if (SPI_execute_plan(ChatstorePlan(&mark,
 									   "UPDATE chatstore.conversation"
 									   " SET status = 'archived', archived_at = $2"
 									   " WHERE id OPERATOR(pg_catalog.=) $1",
 									   2, argtypes),
-						 args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "chatstore: archive move failed");
+						 args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "chatstore: archive status update failed");
 	return moved;
 }
 
@@ -479,8 +484,8 @@ ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages)
 		if (n < batch)
 			break;
 	}
-	if (archived > 0)
-		CleanSearchPending(now);
+	if (archived > 0 && !distributed)
+		CleanSearchPending(now);	/* on a distributed install, the shards' lists: autovacuum */
 	return archived;
 }
 
@@ -747,10 +752,12 @@ chatstore_archive_conversation(PG_FUNCTION_ARGS)
 			break;
 		case CONV_ACTIVE:
 			if (ChatstoreDistributed())
-				(void) MoveOneRouted(UUIDPGetDatum(id), now);
+				(void) MoveOneRouted(UUIDPGetDatum(id), now);	/* the shards' pending lists: autovacuum */
 			else
+			{
 				MoveToArchive(OneIdArray(id), now);
-			CleanSearchPending(now);
+				CleanSearchPending(now);
+			}
 			moved = true;
 			break;
 	}
@@ -770,6 +777,7 @@ RestoreRouted(Datum *args)
 	static SPIPlanPtr copy = NULL;
 	static SPIPlanPtr delete = NULL;
 	static const Oid argtypes[3] = {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	uint64		copied;
 
 	if (SPI_execute_plan(ChatstorePlan(&copy,
 									   "INSERT INTO chatstore.message (" MESSAGE_COLUMNS ")"
@@ -777,14 +785,20 @@ RestoreRouted(Datum *args)
 									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1"
 									   "   AND archived_at OPERATOR(pg_catalog.=) $3",
 									   3, argtypes),
-						 args, NULL, false, 0) != SPI_OK_INSERT ||
-		SPI_execute_plan(ChatstorePlan(&delete,
+						 args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "chatstore: restore copy failed");
+	copied = SPI_processed;
+	if (SPI_execute_plan(ChatstorePlan(&delete,
 									   "DELETE FROM chatstore.archived_message"
 									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1"
 									   "   AND archived_at OPERATOR(pg_catalog.=) $3",
 									   3, argtypes),
 						 args, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "chatstore: restore move failed");
+		elog(ERROR, "chatstore: restore delete failed");
+	/* the conversation's lock keeps every writer out: the same rows, or nothing is moved */
+	if (SPI_processed != copied)
+		elog(ERROR, "chatstore: restore copied %llu messages but deleted %llu",
+			 (unsigned long long) copied, (unsigned long long) SPI_processed);
 }
 
 /*

@@ -110,10 +110,14 @@ PG_FUNCTION_INFO_V1(chatstore_transcript);
 	"   ORDER BY t.tag COLLATE pg_catalog.\"C\")" \
 	" FROM " tagsrc "), '[]'::pg_catalog.jsonb)"
 
-/* A stored conversation's tags. */
+/*
+ * A stored conversation's tags: of conversation $1, the query's conversation
+ * row "c" (by $1 rather than c.id, so that Citus routes the whole query to
+ * the conversation's shard).
+ */
 #define STORED_TAGS_FROM \
 	"(SELECT tag, tagged_at FROM chatstore.conversation_tag" \
-	"   WHERE conversation_id OPERATOR(pg_catalog.=) c.id) t"
+	"   WHERE conversation_id OPERATOR(pg_catalog.=) $1) t"
 
 /*
  * The whole export of conversation row "c", its messages read from msgsrc
@@ -127,13 +131,16 @@ PG_FUNCTION_INFO_V1(chatstore_transcript);
 	"   FROM " msgsrc "), '[]'::pg_catalog.jsonb)," \
 	" 'tags', " TAGS_JSON(tags) ")"
 
-/* A stored conversation's messages, live or archived. */
+/*
+ * A stored conversation's messages, live or archived: of conversation $1,
+ * the query's conversation row "c" (by $1, as STORED_TAGS_FROM).
+ */
 #define STORED_MESSAGES_FROM \
 	"(SELECT " EXPORT_MESSAGE_COLUMNS " FROM chatstore.message" \
-	"   WHERE conversation_id OPERATOR(pg_catalog.=) c.id" \
+	"   WHERE conversation_id OPERATOR(pg_catalog.=) $1" \
 	" UNION ALL" \
 	" SELECT " EXPORT_MESSAGE_COLUMNS " FROM chatstore.archived_message" \
-	"   WHERE conversation_id OPERATOR(pg_catalog.=) c.id" \
+	"   WHERE conversation_id OPERATOR(pg_catalog.=) $1" \
 	"     AND archived_at OPERATOR(pg_catalog.=) c.archived_at) m"
 
 /* One message of an import, validated. */
@@ -1310,7 +1317,7 @@ chatstore_transcript(PG_FUNCTION_ARGS)
 										" c.key, c.state,"
 										" (SELECT pg_catalog.string_agg(t.tag, ', ' ORDER BY t.tag COLLATE pg_catalog.\"C\")"
 										"    FROM chatstore.conversation_tag t"
-										"   WHERE t.conversation_id OPERATOR(pg_catalog.=) c.id)"
+										"   WHERE t.conversation_id OPERATOR(pg_catalog.=) $1)"
 										" FROM chatstore.conversation c"
 										" WHERE c.id OPERATOR(pg_catalog.=) $1"
 										"   AND ($2 IS NULL OR c.user_id OPERATOR(pg_catalog.=) $2)",

@@ -247,6 +247,42 @@ TagsAdded(Datum *args)
 }
 
 /*
+ * tag()'s insert on a distributed install (args as chatstore_tag's: id,
+ * tags, owner, tagged_at): one INSERT ... VALUES per tag, each routed to
+ * the conversation's shard over one connection, so the transaction commits
+ * on one worker without two-phase commit (Citus runs an INSERT ... SELECT
+ * from unnest() through the coordinator, copying the rows over a second
+ * connection).  A VALUES insert's count is exact on Citus.  Returns how many
+ * tags were added.
+ */
+static uint64
+InsertTagsRouted(Datum *args)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[4] = {UUIDOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum	   *tags;
+	bool	   *nulls;
+	int			n;
+	uint64		added = 0;
+
+	deconstruct_array(DatumGetArrayTypeP(args[1]), TEXTOID, -1, false, TYPALIGN_INT, &tags, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[4] = {args[0], tags[i], args[2], args[3]};
+
+		if (SPI_execute_plan(ChatstorePlan(&plan,
+										   "INSERT INTO chatstore.conversation_tag"
+										   " (conversation_id, tag, user_id, tagged_at) VALUES ($1, $2, $3, $4)"
+										   " ON CONFLICT (conversation_id, tag) DO NOTHING",
+										   4, argtypes),
+							 values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "chatstore: tag insert failed");
+		added += SPI_processed;
+	}
+	return added;
+}
+
+/*
  * chatstore.tag(conversation_id uuid, VARIADIC tags text[]) RETURNS text[]
  *
  * Adds tags to a conversation (live or archived) and returns all its tags,
@@ -279,15 +315,20 @@ chatstore_tag(PG_FUNCTION_ARGS)
 	args[2] = LockConversation(id, &actor);
 	/* taken with the conversation locked, after every earlier tag() of it committed (TagsAdded) */
 	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
-	if (SPI_execute_plan(ChatstorePlan(&plan,
-									   "INSERT INTO chatstore.conversation_tag"
-									   " (conversation_id, tag, user_id, tagged_at)"
-									   " SELECT DISTINCT $1, t, $3, $4 FROM pg_catalog.unnest($2) t"
-									   " ON CONFLICT (conversation_id, tag) DO NOTHING",
-									   4, argtypes),
-						 args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "chatstore: tag insert failed");
-	added = SPI_processed;
+	if (ChatstoreDistributed())
+		added = InsertTagsRouted(args);
+	else
+	{
+		if (SPI_execute_plan(ChatstorePlan(&plan,
+										   "INSERT INTO chatstore.conversation_tag"
+										   " (conversation_id, tag, user_id, tagged_at)"
+										   " SELECT DISTINCT $1, t, $3, $4 FROM pg_catalog.unnest($2) t"
+										   " ON CONFLICT (conversation_id, tag) DO NOTHING",
+										   4, argtypes),
+							 args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "chatstore: tag insert failed");
+		added = SPI_processed;
+	}
 	result = ConversationTags(id, callerctx, &count);
 	if (added > 0 && count > chatstore_max_tags_per_conversation && TagsAdded(args))
 		ereport(ERROR,
