@@ -218,41 +218,13 @@ ConversationTags(pg_uuid_t *id, MemoryContext callerctx, int64 *count)
 }
 
 /*
- * Did tag()'s insert (args: conversation id, tags, user id, tagged_at) store
- * a row?  Its SPI_processed says so on one node, but on a distributed
- * install Citus runs that INSERT ... SELECT by pulling the rows to the
- * coordinator and counts the rows it pulled, the ones ON CONFLICT DO NOTHING
- * skipped included (RETURNING as well).  So when the count says the limit is
- * passed, this looks for a row of one of the tags with the statement's
- * tagged_at, taken with the conversation locked, so after every earlier
- * tag() of it.  Requires SPI.
- */
-static bool
-TagsAdded(Datum *args)
-{
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[3] = {UUIDOID, TEXTARRAYOID, TIMESTAMPTZOID};
-	Datum		lookup[3] = {args[0], args[1], args[3]};
-	bool		isnull;
-
-	if (SPI_execute_plan(ChatstorePlan(&plan,
-									   "SELECT EXISTS (SELECT FROM chatstore.conversation_tag"
-									   " WHERE conversation_id OPERATOR(pg_catalog.=) $1"
-									   "   AND tag OPERATOR(pg_catalog.=) ANY ($2)"
-									   "   AND tagged_at OPERATOR(pg_catalog.=) $3)",
-									   3, argtypes),
-						 lookup, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "chatstore: tag lookup failed");
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/*
  * tag()'s insert on a distributed install (args as chatstore_tag's: id,
  * tags, owner, tagged_at): one INSERT ... VALUES per tag, each routed to
  * the conversation's shard over one connection, so the transaction commits
  * on one worker without two-phase commit (Citus runs an INSERT ... SELECT
  * from unnest() through the coordinator, copying the rows over a second
- * connection).  A VALUES insert's count is exact on Citus.  Returns how many
+ * connection, and counting the rows it pulled, those ON CONFLICT DO NOTHING
+ * skipped included).  A VALUES insert's count is exact.  Returns how many
  * tags were added.
  */
 static uint64
@@ -313,7 +285,6 @@ chatstore_tag(PG_FUNCTION_ARGS)
 
 	ChatstoreConnect(fcinfo, &call);
 	args[2] = LockConversation(id, &actor);
-	/* taken with the conversation locked, after every earlier tag() of it committed (TagsAdded) */
 	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
 	if (ChatstoreDistributed())
 		added = InsertTagsRouted(args);
@@ -330,7 +301,7 @@ chatstore_tag(PG_FUNCTION_ARGS)
 		added = SPI_processed;
 	}
 	result = ConversationTags(id, callerctx, &count);
-	if (added > 0 && count > chatstore_max_tags_per_conversation && TagsAdded(args))
+	if (added > 0 && count > chatstore_max_tags_per_conversation)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("conversation %s would have %lld tags", ChatstoreUuidText(id), (long long) count),
