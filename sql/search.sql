@@ -228,3 +228,62 @@ SELECT snippet FROM chatstore.search('search_dave', 'don''t Class.method()');
 -- still nothing: a word that is not in it, the parts of an identifier in another order
 SELECT count(*) FROM chatstore.search('search_dave', 'hello, planet');
 SELECT count(*) FROM chatstore.search('search_dave', 'method.class');
+
+-- search can be turned off (a superuser's choice): the search indexes of the live table and of every archive
+-- partition go, appends write no search entries, search refuses with 55000; an archive partition made meanwhile has
+-- no search index; turned on again, every index is back as chatstore made it and finds what was stored meanwhile
+SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY c.relname) AS search_indexes
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE c.relnamespace = 'chatstore'::regnamespace AND c.relname LIKE '%search\_idx' \gset
+SELECT count(*) >= 3 AS live_and_two_months FROM pg_class
+WHERE relnamespace = 'chatstore'::regnamespace AND relname LIKE '%search\_idx';
+-- (only superusers: not even a role that was granted EXECUTE on it)
+CREATE ROLE search_dba;
+GRANT USAGE ON SCHEMA chatstore TO search_dba;
+GRANT EXECUTE ON FUNCTION chatstore.set_search(boolean) TO search_dba;
+SET ROLE search_dba;
+SELECT chatstore.set_search(false);
+\echo :SQLSTATE
+RESET ROLE;
+REVOKE ALL ON FUNCTION chatstore.set_search(boolean) FROM search_dba;
+REVOKE ALL ON SCHEMA chatstore FROM search_dba;
+DROP ROLE search_dba;
+SELECT chatstore.set_search(NULL);
+\echo :SQLSTATE
+SELECT chatstore.set_search(false) AS changed;
+SELECT chatstore.set_search(false) AS changed;
+SELECT count(*) AS search_indexes FROM pg_class
+WHERE relnamespace = 'chatstore'::regnamespace AND relname LIKE '%search\_idx';
+SELECT chatstore.search('search_alice', 'dog');
+\echo :SQLSTATE
+SELECT chatstore.search('search_bob', 'dog');
+\echo :SQLSTATE
+SELECT seq FROM chatstore.append(:'a1', 'user', 'The neighbour''s dog barked while search was off.');
+-- next month's partition (empty) is made again by the next archive call, without a search index
+DO $$
+BEGIN
+  EXECUTE (SELECT format('DROP TABLE chatstore.%I', c.relname) FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+           WHERE h.inhparent = 'chatstore.archived_message'::regclass ORDER BY c.relname DESC LIMIT 1);
+END $$;
+SELECT chatstore.archive_conversation(:'a2') IS NOT NULL AS archived;
+SELECT count(*) AS search_indexes FROM pg_class
+WHERE relnamespace = 'chatstore'::regnamespace AND relname LIKE '%search\_idx';
+SELECT chatstore.set_search(true) AS changed;
+SELECT chatstore.set_search(true) AS changed;
+SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY c.relname) = :'search_indexes' AS same_indexes
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE c.relnamespace = 'chatstore'::regnamespace AND c.relname LIKE '%search\_idx';
+SELECT * FROM pg_temp.found('search_alice', 'barked');
+SELECT * FROM pg_temp.found('search_alice', 'snake_case_name');
+-- a store that must keep appending builds the live index itself first, without blocking appends (CONCURRENTLY);
+-- set_search(true) then builds the partitions' indexes
+SELECT chatstore.set_search(false) AS changed;
+CREATE INDEX CONCURRENTLY message_search_idx ON chatstore.message
+  USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = on, gin_pending_list_limit = 256);
+SELECT count(*) AS search_indexes FROM pg_class
+WHERE relnamespace = 'chatstore'::regnamespace AND relname LIKE '%search\_idx';
+SELECT chatstore.set_search(true) AS changed;
+SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY c.relname) = :'search_indexes' AS same_indexes
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE c.relnamespace = 'chatstore'::regnamespace AND c.relname LIKE '%search\_idx';
+SELECT chatstore.restore(:'a2') IS NOT NULL AS restored;

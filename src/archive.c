@@ -66,7 +66,8 @@ PG_FUNCTION_INFO_V1(chatstore_erase_user);
 	" AND chatstore.is_admin()))"
 
 /*
- * The search index of every partition: message_search_idx in chatstore.sql
+ * The search index of every partition (CHATSTORE_PARTITION_SEARCH_INDEX in
+ * chatstore.h, made while search is on): message_search_idx in chatstore.sql
  * (an index of each partition's own, not attached to one on the parent, for
  * the reason the partitions' keys are their own: pg_dump could not restore
  * a partition whose index is attached to an index of the extension's).
@@ -76,9 +77,6 @@ PG_FUNCTION_INFO_V1(chatstore_erase_user);
  * instead of one tree insertion per entry, which made archiving 15 times
  * slower.
  */
-#define PARTITION_SEARCH_INDEX \
-	"CREATE INDEX %s_search_idx ON chatstore.%s" \
-	" USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = on)"
 
 /*
  * The settings that change what DDL does, and the values chatstore's DDL
@@ -103,10 +101,11 @@ static const char *const ddl_settings[][2] = {
 #define PURGE_LOCK_ATTEMPTS		3
 
 /*
- * Run one DDL statement with the settings in ddl_settings pinned.
+ * Run one DDL statement with the settings in ddl_settings pinned (also for
+ * set_search, src/search.c).
  */
-static void
-RunDDL(const char *sql)
+void
+ChatstoreRunDDL(const char *sql)
 {
 	int			nestlevel = NewGUCNestLevel();
 
@@ -124,7 +123,9 @@ RunDDL(const char *sql)
  * but not with reads and writes, and only roles that may change the archive
  * can take it (an advisory lock, as in 1.0, could be taken by any role that
  * can connect).  The partition is made as a plain table with the archive's
- * row-level security, then attached.
+ * row-level security and, while search is on, its search index, then
+ * attached.  set_search takes the same lock, so a partition gets its index
+ * exactly when the live table has one.
  */
 static void
 EnsurePartition(TimestampTz at)
@@ -155,16 +156,19 @@ EnsurePartition(TimestampTz at)
 
 	next_year = tm.tm_mon == 12 ? tm.tm_year + 1 : tm.tm_year;
 	next_month = tm.tm_mon == 12 ? 1 : tm.tm_mon + 1;
-	RunDDL(psprintf("CREATE TABLE chatstore.%s"
+	ChatstoreRunDDL(psprintf("CREATE TABLE chatstore.%s"
 					" (LIKE chatstore.archived_message INCLUDING DEFAULTS INCLUDING CONSTRAINTS,"
 					"  PRIMARY KEY (conversation_id, archived_at, seq))",
 					name));
-	RunDDL(psprintf(PARTITION_SEARCH_INDEX, name, name));
-	RunDDL(psprintf("ALTER TABLE chatstore.%s ENABLE ROW LEVEL SECURITY", name));
-	RunDDL(psprintf(PARTITION_POLICY, name));
-	RunDDL(psprintf("COMMENT ON TABLE chatstore.%s IS 'chatstore archived messages of %04d-%02d (UTC)'",
+	if (ChatstoreSearchOn())
+		ChatstoreRunDDL(psprintf(CHATSTORE_PARTITION_SEARCH_INDEX,
+								 quote_identifier(ChatstorePartitionSearchIndex(name)),
+								 quote_identifier(name)));
+	ChatstoreRunDDL(psprintf("ALTER TABLE chatstore.%s ENABLE ROW LEVEL SECURITY", name));
+	ChatstoreRunDDL(psprintf(PARTITION_POLICY, name));
+	ChatstoreRunDDL(psprintf("COMMENT ON TABLE chatstore.%s IS 'chatstore archived messages of %04d-%02d (UTC)'",
 					name, tm.tm_year, tm.tm_mon));
-	RunDDL(psprintf("ALTER TABLE chatstore.archived_message ATTACH PARTITION chatstore.%s"
+	ChatstoreRunDDL(psprintf("ALTER TABLE chatstore.archived_message ATTACH PARTITION chatstore.%s"
 					" FOR VALUES FROM ('%04d-%02d-01 00:00:00+00') TO ('%04d-%02d-01 00:00:00+00')",
 					name, tm.tm_year, tm.tm_mon, next_year, next_month));
 }
@@ -533,7 +537,7 @@ DropPartition(const char *relname)
 			int			nestlevel = NewGUCNestLevel();
 
 			ChatstorePinSetting("lock_timeout", wait);
-			RunDDL(sql);
+			ChatstoreRunDDL(sql);
 			AtEOXact_GUC(true, nestlevel);
 			ReleaseCurrentSubTransaction();
 			dropped = true;

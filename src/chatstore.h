@@ -168,6 +168,19 @@ extern int64 ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *m
 extern int64 PurgeArchived(TimestampTz cutoff, Actor *actor, int64 *messages);
 extern TimestampTz ChatstoreIntervalAgo(const char *setting_name, const char *setting,
 										Interval *iv, const char *argname);
+extern void ChatstoreRunDDL(const char *sql);
+
+/*
+ * search.c: the search indexes (chatstore.sql makes the live one; a
+ * partition's is made with CHATSTORE_PARTITION_SEARCH_INDEX, from the
+ * quoted names of the index and the partition, while search is on)
+ */
+#define CHATSTORE_SEARCH_INDEX	"message_search_idx"
+#define CHATSTORE_PARTITION_SEARCH_INDEX \
+	"CREATE INDEX %s ON chatstore.%s" \
+	" USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = on)"
+extern bool ChatstoreSearchOn(void);
+extern char *ChatstorePartitionSearchIndex(const char *partition);
 
 /* worker.c */
 extern char *chatstore_purge_after;

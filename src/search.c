@@ -19,6 +19,9 @@
  *	  tree, so a search reads the user's matches, not everyone's.
  * The function is immutable: the configuration is pg_catalog.english by
  * name, whatever the search_path, and everything else is fixed code.
+ *
+ * Search can be turned off (chatstore.set_search): the indexes are dropped,
+ * and appends no longer write their entries.
  */
 #include "postgres.h"
 
@@ -29,15 +32,19 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "mb/pg_wchar.h"
 #include "nodes/pg_list.h"
 #include "nodes/value.h"
+#include "storage/lmgr.h"
 #include "tsearch/ts_cache.h"
 #include "tsearch/ts_public.h"
 #include "tsearch/ts_type.h"
 #include "tsearch/ts_utils.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -48,6 +55,13 @@ PG_FUNCTION_INFO_V1(chatstore_search_vector);
 PG_FUNCTION_INFO_V1(chatstore_search_query);
 PG_FUNCTION_INFO_V1(chatstore_search);
 PG_FUNCTION_INFO_V1(chatstore_search_rank);
+PG_FUNCTION_INFO_V1(chatstore_set_search);
+
+/* The live table's search index, as chatstore.sql makes it */
+#define LIVE_SEARCH_INDEX \
+	"CREATE INDEX " CHATSTORE_SEARCH_INDEX " ON chatstore.message" \
+	" USING gin (chatstore.search_vector(user_id, content))" \
+	" WITH (fastupdate = on, gin_pending_list_limit = 256)"
 
 /* Longest search query, in bytes. */
 #define SEARCH_MAX_QUERY_BYTES	1000
@@ -1115,6 +1129,12 @@ chatstore_search(PG_FUNCTION_ARGS)
 				 errmsg("after_rank, after_conversation_id and after_seq go together"),
 				 errdetail("Pass all three, from the last row of the previous page, or none for the first page.")));
 	ParseSearchQuery(PG_GETARG_TEXT_PP(1), &sq);
+	if (!ChatstoreSearchOn())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("chatstore search is turned off"),
+				 errdetail("chatstore.message has no search index (" CHATSTORE_SEARCH_INDEX "), so a search would read every message."),
+				 errhint("A superuser turns search on with SELECT chatstore.set_search(true).")));
 
 	ChatstoreInitSRF(fcinfo);
 	ChatstoreGetActor(&actor);
@@ -1168,4 +1188,112 @@ chatstore_search(PG_FUNCTION_ARGS)
 	}
 	ChatstoreFinish(&call);
 	return (Datum) 0;
+}
+
+/*
+ * Whether search is on: whether chatstore.message has its search index.
+ * Nothing else records it, so it cannot disagree with the tables (an index
+ * dropped by hand turns search off as set_search(false) does).
+ */
+bool
+ChatstoreSearchOn(void)
+{
+	return OidIsValid(get_relname_relid(CHATSTORE_SEARCH_INDEX,
+										get_namespace_oid("chatstore", false)));
+}
+
+/*
+ * The name of an archive partition's search index: the partition's name and
+ * "_search_idx", clipped to an identifier's length as PostgreSQL would clip
+ * it (so that it is found again under the name it was made with).
+ */
+char *
+ChatstorePartitionSearchIndex(const char *partition)
+{
+	char	   *name = psprintf("%s_search_idx", partition);
+	int			len = strlen(name);
+
+	if (len >= NAMEDATALEN)
+		name[pg_mbcliplen(name, len, NAMEDATALEN - 1)] = '\0';
+	return name;
+}
+
+/*
+ * chatstore.set_search(enabled boolean) RETURNS boolean
+ *
+ * Turn search on or off.  Off drops the search index of chatstore.message
+ * and of every archive partition in schema chatstore: appends then write no
+ * search entries (the one index of the append path that only search uses:
+ * most of an append's WAL and about 40% of its CPU time), and search()
+ * refuses with 55000.  On builds them again (appends wait while the live
+ * table's is built), and partitions made later get theirs.  Returns false
+ * when nothing had to change.  It holds the archive's SHARE UPDATE
+ * EXCLUSIVE lock, as a partition's maker does (src/archive.c), so that no
+ * partition is made meanwhile with the other setting.  Superusers only: it
+ * is DDL on the extension's tables.
+ */
+Datum
+chatstore_set_search(PG_FUNCTION_ARGS)
+{
+	ChatstoreCall call;
+	bool		enabled;
+	bool		changed = false;
+	Oid			nsp;
+	Oid			archive;
+	List	   *partitions = NIL;
+	ListCell   *lc;
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		args[2];
+
+	ChatstoreRequireArg(fcinfo, 0, "enabled");
+	enabled = PG_GETARG_BOOL(0);
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to turn chatstore search on or off"),
+				 errdetail("Only a superuser may call chatstore.set_search().")));
+
+	ChatstoreConnect(fcinfo, &call);
+	nsp = get_namespace_oid("chatstore", false);
+	archive = get_relname_relid("archived_message", nsp);
+	if (!OidIsValid(archive))
+		elog(ERROR, "chatstore: table chatstore.archived_message is missing");
+	LockRelationOid(archive, ShareUpdateExclusiveLock);
+	AcceptInvalidationMessages();	/* see a partition another session just made */
+
+	if (enabled != ChatstoreSearchOn())
+	{
+		ChatstoreRunDDL(enabled ? LIVE_SEARCH_INDEX : "DROP INDEX chatstore." CHATSTORE_SEARCH_INDEX);
+		changed = true;
+	}
+
+	/* the partitions' names first: the DDL below replaces SPI's result */
+	args[0] = ObjectIdGetDatum(archive);
+	args[1] = ObjectIdGetDatum(nsp);
+	if (SPI_execute_with_args("SELECT c.relname::pg_catalog.text FROM pg_catalog.pg_inherits i"
+							  " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid"
+							  " WHERE i.inhparent OPERATOR(pg_catalog.=) $1"
+							  "   AND c.relnamespace OPERATOR(pg_catalog.=) $2"
+							  " ORDER BY 1",
+							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: listing the archive partitions failed");
+	for (uint64 r = 0; r < SPI_processed; r++)
+		partitions = lappend(partitions, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
+
+	foreach(lc, partitions)
+	{
+		char	   *partition = (char *) lfirst(lc);
+		char	   *index = ChatstorePartitionSearchIndex(partition);
+
+		if (enabled == OidIsValid(get_relname_relid(index, nsp)))
+			continue;
+		if (enabled)
+			ChatstoreRunDDL(psprintf(CHATSTORE_PARTITION_SEARCH_INDEX,
+									 quote_identifier(index), quote_identifier(partition)));
+		else
+			ChatstoreRunDDL(psprintf("DROP INDEX chatstore.%s", quote_identifier(index)));
+		changed = true;
+	}
+	ChatstoreFinish(&call);
+	PG_RETURN_BOOL(changed);
 }

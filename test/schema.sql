@@ -50,7 +50,7 @@ SELECT functions_are('chatstore', ARRAY[
   'grant_app', 'grant_admin', 'revoke', 'set_user', 'set_state',
   'tag', 'untag', 'rename_tag', 'delete_tag', 'tags', 'conversations_by_tag',
   'conversation_id', 'get_or_create_conversation', 'append_by_key', 'usage', 'daily_volume', 'storage',
-  'search', 'search_query', 'search_vector', 'search_rank',
+  'search', 'search_query', 'search_vector', 'search_rank', 'set_search',
   'export_conversation', 'import_conversation', 'transcript', 'rewind', 'list_all_conversations',
   'distribute', 'undistribute_on_drop', 'import_langchain', 'import_sessions']);
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

@@ -461,6 +461,17 @@ CREATE INDEX message_search_idx
     ON chatstore.message USING gin (chatstore.search_vector(user_id, content))
     WITH (fastupdate = on, gin_pending_list_limit = 256);
 
+CREATE FUNCTION chatstore.set_search(enabled boolean)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'chatstore_set_search'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION chatstore.set_search(boolean) IS
+    'turns search on (builds the search indexes of the live table and the archive partitions) or off (drops them: appends write no search entries, search() refuses); false when it was so already; superusers only';
+
+-- superusers only (it is DDL on the extension's tables)
+REVOKE ALL ON FUNCTION chatstore.set_search(boolean) FROM PUBLIC;
+
 -- The search index of every archive partition made before the update (new ones get it when archive makes them), with
 -- a pending list as archive makes it (src/archive.c: archive merges it at the end of each call).
 DO $$
