@@ -158,14 +158,16 @@ VALUES (alt.cid(:c), :s, gen_random_uuid(), 'user', {quote(CONTENT)}, {TOKENS}, 
     # append-cost only: what an append that does not update the conversation would run (counters derived when
     # read), as one statement: a transaction lock on the conversation (an advisory lock: no row lock, nothing
     # written), its status and owner read, the next seq from the message index (above 1,000,000,000, so that it
-    # never meets chatstore's or row's seqs in the same conversations), one INSERT
+    # never meets chatstore's or row's seqs in the same conversations), one INSERT (which skips, rarely, a seq that
+    # the other client took after this statement's snapshot: a real one would lock first, then read)
     "append/derived": f"""\\set c random(:lo, :hi)
 WITH l AS (SELECT pg_advisory_xact_lock(hashtext(alt.cid(:c)::text))),
      c AS (SELECT id, user_id FROM chatstore.conversation, l
            WHERE id = alt.cid(:c) AND status = 'active' AND state <> 'completed')
 INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at, user_id)
 SELECT c.id, greatest(1000000000, (SELECT max(seq) FROM chatstore.message m WHERE m.conversation_id = alt.cid(:c))) + 1,
-       gen_random_uuid(), 'user', {quote(CONTENT)}, {TOKENS}, now(), c.user_id FROM c RETURNING *;
+       gen_random_uuid(), 'user', {quote(CONTENT)}, {TOKENS}, now(), c.user_id FROM c
+ON CONFLICT (conversation_id, seq) DO NOTHING RETURNING *;
 """,
     "append/langchain": f"""\\set c random(:lo, :hi)
 INSERT INTO alt.lc_messages (session_id, message)
