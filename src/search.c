@@ -1230,7 +1230,9 @@ ChatstorePartitionSearchIndex(const char *partition)
  * when nothing had to change.  It holds the archive's SHARE UPDATE
  * EXCLUSIVE lock, as a partition's maker does (src/archive.c), so that no
  * partition is made meanwhile with the other setting.  Superusers only: it
- * is DDL on the extension's tables.
+ * is DDL on the extension's tables.  On Citus, the coordinator's DDL
+ * reaches every shard; a worker refuses it (its tables are the
+ * coordinator's).
  */
 Datum
 chatstore_set_search(PG_FUNCTION_ARGS)
@@ -1252,6 +1254,11 @@ chatstore_set_search(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to turn chatstore search on or off"),
 				 errdetail("Only a superuser may call chatstore.set_search().")));
+	if (ChatstoreCitusWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this server is a Citus worker"),
+				 errhint("Call chatstore.set_search() on the coordinator.")));
 
 	ChatstoreConnect(fcinfo, &call);
 	nsp = get_namespace_oid("chatstore", false);

@@ -456,7 +456,8 @@ COMMENT ON FUNCTION chatstore.search(text, text, uuid, text, timestamptz, timest
 -- its pending list (fastupdate on), which PostgreSQL merges into the index in bulk: inserting a message's entries
 -- one by one into the index's trees made an append about 1.3 times slower (make bench, append-cost). The list is
 -- kept short (256 kB, gin_pending_list_limit), since every search also reads it: the append that fills it, or
--- autovacuum, merges it.
+-- autovacuum, merges it. chatstore.set_search(false) drops it (and set_search(true) makes it again, as here): an
+-- update script must not take it for granted.
 CREATE INDEX message_search_idx
     ON chatstore.message USING gin (chatstore.search_vector(user_id, content))
     WITH (fastupdate = on, gin_pending_list_limit = 256);
