@@ -24,7 +24,7 @@ DATA_built   = chatstore--$(EXTVERSION).sql
 DATA         = $(wildcard src/updates/chatstore--*--*.sql) $(wildcard src/releases/chatstore--*.sql)
 
 # pg_regress suites, in sql/ and expected/
-REGRESS      = conversation append history archive privileges search_path stats partitions tags lifecycle keys \
+REGRESS      = conversation append history archive privileges privileges_local search_path stats partitions tags lifecycle keys \
                usage search search_pending export rewind migrate distribute
 REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 

@@ -1,4 +1,5 @@
--- Privilege levels and per-user isolation: two app roles, two users, an admin role.
+-- Privilege levels and per-user isolation: two app roles, two users, an admin role.  Runs on one node and on
+-- Citus (make test-citus) with the same output; the checks that cannot run on Citus are in privileges_local.
 -- (an empty store: the suites before this one share the database)
 DROP EXTENSION chatstore;
 CREATE EXTENSION chatstore;
@@ -73,9 +74,14 @@ SELECT count(*) FROM chatstore.list_conversations('bob', before => :'alice_conv'
 \echo :SQLSTATE
 SELECT chatstore.create_conversation('alice');
 \echo :SQLSTATE
--- direct SELECTs show only bob's rows (row-level security)
+-- direct SELECTs show only bob's rows (row-level security; declared for the transaction, as a role that reads
+-- the tables directly does: on Citus only SET LOCAL and set_user() reach the shards, privileges_local reads with the
+-- session's value)
+BEGIN;
+SET LOCAL chatstore.user_id = 'bob';
 SELECT user_id, title FROM chatstore.conversation ORDER BY title;
 SELECT content FROM chatstore.message;
+COMMIT;
 -- and an app role cannot write the tables: only the functions can
 INSERT INTO chatstore.message (conversation_id, seq, id, role, content, tokens, created_at)
 VALUES (:'bob_conv', 2, chatstore.uuidv7(), 'user', 'forged', 1, now());
@@ -166,18 +172,23 @@ RESET ROLE;
 
 -- an admin without chatstore.user_id acts for every user
 SET ROLE regress_chat_admin;
-SELECT user_id, title FROM chatstore.conversation ORDER BY user_id;
+SELECT user_id, title FROM chatstore.conversation ORDER BY user_id, title;
 SELECT count(*) FROM chatstore.message;
 SELECT seq, content FROM chatstore.history(:'alice_conv');
 SELECT conversations, messages FROM chatstore.stats();
 -- and with it, for that user only
 BEGIN;
 SET LOCAL chatstore.user_id = 'bob';
-SELECT user_id, title FROM chatstore.conversation;
+SELECT user_id, title FROM chatstore.conversation ORDER BY title;
 SELECT conversations, messages FROM chatstore.stats();
+COMMIT;
+-- (archive() in a transaction of its own: on Citus the first archiving of a month makes the month's partition, which
+-- Citus refuses after reads of the chat tables over several connections in the same transaction)
+BEGIN;
+SET LOCAL chatstore.user_id = 'bob';
 SELECT chatstore.archive('0');
 COMMIT;
-SELECT status FROM chatstore.conversation ORDER BY user_id;
+SELECT user_id, status FROM chatstore.conversation ORDER BY user_id, status;
 RESET ROLE;
 
 -- get_conversation of a missing conversation is P0002 for an admin too, not a row of NULLs
@@ -230,23 +241,7 @@ INSERT INTO chatstore.admin_role VALUES ('regress_chat_blanket');
 \echo :SQLSTATE
 SELECT chatstore.is_admin();
 RESET ROLE;
--- and a trigger it creates on a chat table (GRANT ALL gives TRIGGER) would run as chatstore's owner, a superuser:
--- chatstore refuses to write while one exists
-CREATE SCHEMA regress_chat_own AUTHORIZATION regress_chat_blanket;
-SET ROLE regress_chat_blanket;
-CREATE FUNCTION regress_chat_own.t() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
-CREATE TRIGGER regress_chat_t BEFORE INSERT ON chatstore.message FOR EACH ROW EXECUTE FUNCTION regress_chat_own.t();
-BEGIN;
-SELECT chatstore.set_user('alice');
-SELECT seq FROM chatstore.append(:'alice_conv', 'user', 'through a trigger');
-\echo :SQLSTATE
-ROLLBACK;
-RESET ROLE;
-DROP SCHEMA regress_chat_own CASCADE;
-BEGIN;
-SELECT chatstore.set_user('alice');
-SELECT count(*) > 0 AS appended FROM chatstore.append(:'alice_conv', 'user', 'the trigger is gone');
-ROLLBACK;
+-- (a trigger it creates on a chat table, which GRANT ALL allows: privileges_local)
 REVOKE ALL ON ALL TABLES IN SCHEMA chatstore FROM regress_chat_blanket;
 GRANT SELECT ON ALL TABLES IN SCHEMA chatstore TO regress_chat_blanket;
 -- grant_admin makes it an admin, revoke takes that back
@@ -296,31 +291,11 @@ SET chatstore.user_id_scope = 'session';
 \echo :SQLSTATE
 RESET ROLE;
 
--- how long an identity lasts, under both values of chatstore.user_id_scope
-\set scope session
-\i sql/privileges_scope.inc
+-- how long an identity lasts under chatstore.user_id_scope = 'transaction' (under 'session', where a session-level
+-- SET counts for direct reads too, which Citus does not pass on to the shards: privileges_local)
 \set scope transaction
 \i sql/privileges_scope.inc
 RESET chatstore.user_id_scope;
--- nor, under 'transaction', a value set before chatstore was loaded into the session (a new session here): not
--- for the row-level security of a direct read that comes first either (the policies call chatstore.is_admin(),
--- so the read loads chatstore before it reads a row)
-\c -
-SET chatstore.user_id_scope = 'transaction';
-SET ROLE regress_chat_app2;
-SET chatstore.user_id = 'alice';
--- chatstore is not loaded yet: SHOW gives the placeholder as it was set
-SHOW chatstore.user_id;
-SELECT count(*) AS rows_visible FROM chatstore.conversation;
-SELECT count(*) AS rows_visible FROM chatstore.message;
--- now it is, and the value does not count
-SHOW chatstore.user_id;
-SELECT title FROM chatstore.get_conversation(:'alice_conv');
-\echo :SQLSTATE
-RESET ROLE;
-RESET chatstore.user_id;
-RESET chatstore.user_id_scope;
-\pset null '(null)'
 
 -- revoke takes everything back
 SELECT chatstore.revoke('regress_chat_app1');
@@ -340,39 +315,7 @@ SELECT chatstore.grant_app(NULL);
 SELECT chatstore.grant_app('no_such_role');
 \echo :SQLSTATE
 
--- ALTER EXTENSION UPDATE from 1.0 carries 1.0's admins forward: the roles granted EXECUTE on archive() and
--- SELECT on archive_run but not EXECUTE on grant_admin (what 1.0's grant_admin granted); a role with the blanket
--- EXECUTE grant, which 1.0 took for an admin, is none after the update, even with a blanket SELECT grant too
-DROP EXTENSION chatstore;
-CREATE EXTENSION chatstore VERSION '1.0';
-CREATE ROLE regress_chat_both LOGIN;
-SELECT chatstore.grant_admin('regress_chat_admin');
-SELECT chatstore.grant_app('regress_chat_blanket');
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatstore TO regress_chat_blanket;
-GRANT USAGE ON SCHEMA chatstore TO regress_chat_both;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatstore TO regress_chat_both;
-GRANT SELECT ON ALL TABLES IN SCHEMA chatstore TO regress_chat_both;
-SET ROLE regress_chat_blanket;
-SELECT chatstore.is_admin() AS admin_in_1_0;
-RESET ROLE;
-ALTER EXTENSION chatstore UPDATE;
-SELECT extversion = default_version AS updated FROM pg_extension, pg_available_extensions
-WHERE extname = 'chatstore' AND name = 'chatstore';
-SELECT role_name FROM chatstore.admin_role ORDER BY role_name;
-SET ROLE regress_chat_admin;
-SELECT chatstore.is_admin();
-SET ROLE regress_chat_blanket;
-SELECT chatstore.is_admin();
-RESET ROLE;
--- set_user is new: the roles get it by running the grant functions again
-SET ROLE regress_chat_blanket;
-SELECT has_function_privilege('chatstore.set_user(text)', 'EXECUTE');
-RESET ROLE;
-SELECT chatstore.grant_app('regress_chat_blanket');
-SET ROLE regress_chat_blanket;
-SELECT has_function_privilege('chatstore.set_user(text)', 'EXECUTE');
-RESET ROLE;
-SELECT chatstore.revoke('regress_chat_admin'), chatstore.revoke('regress_chat_blanket'), chatstore.revoke('regress_chat_both');
+-- (the extension takes with it the blanket grants made above, which revoke() leaves: they are not chatstore's)
 DROP EXTENSION chatstore;
 CREATE EXTENSION chatstore;
-DROP ROLE regress_chat_admin, regress_chat_blanket, regress_chat_both;
+DROP ROLE regress_chat_admin, regress_chat_blanket;
