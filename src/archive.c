@@ -233,9 +233,10 @@ CleanSearchPending(TimestampTz at)
 
 /*
  * Make sure the partitions of this month and the next (UTC) exist, before
- * any conversation row is locked.
+ * any conversation row is locked.  Also called by distribute(), so that a
+ * distributed store's first archive call in the month needs no DDL.
  */
-static void
+void
 EnsureArchivePartitions(TimestampTz now)
 {
 	EnsurePartition(now);

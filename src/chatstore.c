@@ -30,6 +30,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/syscache.h"
 #if PG_VERSION_NUM >= 160000
 #include "nodes/miscnodes.h"
@@ -555,10 +556,30 @@ ChatstoreConnect(FunctionCallInfo fcinfo, ChatstoreCall *call)
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	call->save_nestlevel = NewGUCNestLevel();
 	ChatstorePinSetting("search_path", "pg_catalog, pg_temp");
+	ChatstorePinPlanCacheMode();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "chatstore: SPI_connect failed");
 	if (writes)
 		ChatstoreCheckTriggers();
+}
+
+/*
+ * On a distributed install, plan chatstore's own statements under the
+ * default plan_cache_mode (auto), whatever the caller set, until the GUC
+ * nest level in force is left.  Citus cannot make a generic plan of some
+ * routed statements (the archive's INSERT ... SELECT moves, the list
+ * queries: "could not create distributed plan"), and routes others to every
+ * shard (update_conversation's UPDATE); under auto the plan cache sees the
+ * prohibitive cost Citus gives such a plan and keeps to custom plans, while
+ * chatstore's window plans stay generic as they ask (CURSOR_OPT_GENERIC_PLAN,
+ * which force_custom_plan would override).  One node keeps the caller's
+ * setting, and the default setting costs this one comparison.
+ */
+void
+ChatstorePinPlanCacheMode(void)
+{
+	if (plan_cache_mode != PLAN_CACHE_MODE_AUTO && ChatstoreDistributed())
+		ChatstorePinSetting("plan_cache_mode", "auto");
 }
 
 /*

@@ -111,6 +111,7 @@ extern bool ChatstoreParseInterval(const char *text, Interval *result);
 extern bool ChatstoreIntervalIsNegative(Interval *iv);
 extern bool ChatstoreCheckIntervalSetting(const char *value, const char *name, bool empty_ok);
 extern void ChatstorePinSetting(const char *name, const char *value);
+extern void ChatstorePinPlanCacheMode(void);
 extern void ChatstoreConnect(FunctionCallInfo fcinfo, ChatstoreCall *call);
 extern void ChatstoreCheckTriggers(void);
 extern void ChatstoreFinish(ChatstoreCall *call);
@@ -128,6 +129,7 @@ extern void ChatstoreConversationArchived(pg_uuid_t *id) pg_attribute_noreturn()
 extern bool ChatstoreCitusPresent(void);
 extern bool ChatstoreDistributed(void);
 extern bool ChatstoreCitusWorker(void);
+extern void ChatstoreCheckWorkersSeeChatstore(void);
 extern void ChatstoreRunOnWorkers(const char *sql);
 
 /* conversation.c: where the next page of a keyset-paged list of conversations starts */
@@ -166,6 +168,7 @@ extern char *ChatstoreClip(const char *value, int len);
 /* archive.c: the archiver's steps, also run by the background worker */
 extern int64 ArchiveIdle(TimestampTz cutoff, int64 limit, Actor *actor, int64 *messages);
 extern int64 PurgeArchived(TimestampTz cutoff, Actor *actor, int64 *messages);
+extern void EnsureArchivePartitions(TimestampTz now);
 extern TimestampTz ChatstoreIntervalAgo(const char *setting_name, const char *setting,
 										Interval *iv, const char *argname);
 extern void ChatstoreRunDDL(const char *sql);

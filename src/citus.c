@@ -31,6 +31,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "chatstore.h"
@@ -200,6 +201,35 @@ ChatstoreRunOnWorkers(const char *sql)
 }
 
 /*
+ * Raise 55000 when a worker of a distributed install does not see
+ * chatstore's table of admin roles from a connection of its own, as
+ * ChatstoreRunOnWorkers uses: in the transaction that created chatstore,
+ * Citus creates it on the workers over this transaction's connections, and
+ * it is there for other connections only after the commit.  Admin roles
+ * written then could not reach the workers (whose admin_role would lack
+ * them after the commit).  Nothing on one node.  Requires SPI.
+ */
+void
+ChatstoreCheckWorkersSeeChatstore(void)
+{
+	if (!ChatstoreDistributed())
+		return;
+	if (SPI_execute("SELECT nodename, nodeport FROM pg_catalog.run_command_on_workers("
+					"'SELECT pg_catalog.to_regclass(''chatstore.admin_role'') IS NOT NULL')"
+					" WHERE success AND result OPERATOR(pg_catalog.<>) 't'",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: run_command_on_workers failed");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot write chatstore's admin roles on workers that do not see chatstore yet"),
+				 errdetail("Citus worker %s:%s gets chatstore in this transaction, which created it; chatstore writes the workers' admin roles over connections of their own, which see it only after the commit.",
+						   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+						   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+				 errhint("Commit CREATE EXTENSION chatstore first, then call chatstore.distribute(), chatstore.grant_admin() and chatstore.revoke() in transactions of their own.")));
+}
+
+/*
  * Run a query through SPI that must succeed; returns the first column of
  * its first row as text (NULL when there is none).
  */
@@ -232,7 +262,10 @@ CopyAdminRoles(void)
 				   " FROM chatstore.admin_role HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0",
 				   0, NULL, NULL);
 	if (sql != NULL)
+	{
+		ChatstoreCheckWorkersSeeChatstore();
 		ChatstoreRunOnWorkers(sql);
+	}
 }
 
 /*
@@ -262,8 +295,9 @@ GrantWorkerFunctions(void)
  * On a Citus coordinator: distributes the chat tables by conversation id,
  * colocated (conversation first, then message, conversation_tag and the
  * archive with its month partitions), moving the rows they have to the
- * workers and emptying the coordinator's local copies; copies the admin
- * roles to every worker and grants there what its shard queries call; and
+ * workers and emptying the coordinator's local copies, with this month's and
+ * next month's archive partitions made ahead; copies the admin roles to
+ * every worker and grants there what its shard queries call; and
  * makes SET LOCAL
  * chatstore.user_id reach the workers in new sessions of this database
  * (citus.propagate_set_commands = 'local'), for the row-level security of
@@ -321,6 +355,14 @@ chatstore_distribute(PG_FUNCTION_ARGS)
 	 * (CREATE EXTENSION chatstore followed by distribute() in one transaction)
 	 */
 	ChatstorePinSetting("citus.multi_shard_modify_mode", "sequential");
+	/*
+	 * this month's and next month's archive partitions, as an archive call
+	 * makes them, distributed with the archive below: otherwise the store's
+	 * first archive call would make them on every node, DDL that Citus
+	 * refuses in a transaction that has read the chat tables over several
+	 * connections
+	 */
+	EnsureArchivePartitions(GetCurrentTimestamp());
 
 	for (int i = 0; i < (int) lengthof(distributed_tables); i++)
 	{

@@ -174,6 +174,7 @@ SetAdminRow(const char *role, bool add)
 	if (rc != (add ? SPI_OK_INSERT : SPI_OK_DELETE))
 		elog(ERROR, "chatstore: admin_role update failed: %s", SPI_result_code_string(rc));
 	/* on a distributed install, every worker's copy too (the policies there read it): see citus.c */
+	ChatstoreCheckWorkersSeeChatstore();
 	ChatstoreRunOnWorkers(add ?
 						  psprintf("INSERT INTO chatstore.admin_role (role_name) VALUES (%s)"
 								   " ON CONFLICT (role_name) DO NOTHING", quote_literal_cstr(role)) :

@@ -1061,6 +1061,8 @@ chatstore_archiver_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
 	pgstat_report_appname("chatstore archiver");
+	/* the default plan_cache_mode whatever the database's settings: see ChatstorePinPlanCacheMode */
+	SetConfigOption("plan_cache_mode", "auto", PGC_SUSET, PGC_S_OVERRIDE);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
