@@ -31,7 +31,7 @@ REGRESS_OPTS = --inputdir=. --outputdir=. --load-extension=chatstore
 # PostgreSQL 15 from Debian's packages unless told otherwise; test/setup installs it when missing.
 # isolation specs, in test/specs and test/expected
 ISOLATION    = append-append idempotency-race append-archive archive-archive restore-append purge-restore archive-locks \
-               tag-delete keys-race import-race rewind-append
+               tag-delete keys-race import-race rewind-append search-archive
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=chatstore
 
 PG_CONFIG   ?= $(shell command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)

@@ -33,16 +33,47 @@ RESET chatstore.user_id;
 RESET ROLE;
 
 -- a trigger that a role with every table privilege (GRANT ALL gives TRIGGER) creates on a chat table would run as
--- chatstore's owner, a superuser: chatstore refuses to write while one exists
+-- chatstore's owner, a superuser, with its own function or with a superuser's function and a WHEN clause calling its
+-- own: only a superuser may create a trigger there (the event trigger chatstore_refuse_trigger, 42501)
 SELECT chatstore.grant_app('regress_chat_blanket');
 GRANT ALL ON ALL TABLES IN SCHEMA chatstore TO regress_chat_blanket;
 CREATE SCHEMA regress_chat_own AUTHORIZATION regress_chat_blanket;
 SET ROLE regress_chat_blanket;
 CREATE FUNCTION regress_chat_own.t() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE FUNCTION regress_chat_own.evil(text) RETURNS boolean LANGUAGE sql AS 'SELECT false';
 CREATE TRIGGER regress_chat_t BEFORE INSERT ON chatstore.message FOR EACH ROW EXECUTE FUNCTION regress_chat_own.t();
+\echo :SQLSTATE
+CREATE TRIGGER regress_chat_w BEFORE INSERT ON chatstore.message FOR EACH ROW
+  WHEN (regress_chat_own.evil(NEW.content)) EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger();
+\echo :SQLSTATE
+CREATE TRIGGER regress_chat_t BEFORE INSERT ON chatstore.conversation_tag FOR EACH ROW EXECUTE FUNCTION regress_chat_own.t();
+\echo :SQLSTATE
+RESET ROLE;
+-- and chatstore refuses to write while one exists that was made before (chatstore 1.0.x made no event trigger; here
+-- the event trigger is disabled for a moment): a function of a non-superuser's, or a WHEN clause
+ALTER EVENT TRIGGER chatstore_refuse_trigger DISABLE;
+SET ROLE regress_chat_blanket;
+CREATE TRIGGER regress_chat_t BEFORE INSERT ON chatstore.message FOR EACH ROW EXECUTE FUNCTION regress_chat_own.t();
+RESET ROLE;
+ALTER EVENT TRIGGER chatstore_refuse_trigger ENABLE;
+SET ROLE regress_chat_blanket;
 BEGIN;
 SELECT chatstore.set_user('alice');
 SELECT seq FROM chatstore.append(:'alice_conv', 'user', 'through a trigger');
+\echo :SQLSTATE
+ROLLBACK;
+RESET ROLE;
+DROP TRIGGER regress_chat_t ON chatstore.message;
+ALTER EVENT TRIGGER chatstore_refuse_trigger DISABLE;
+SET ROLE regress_chat_blanket;
+CREATE TRIGGER regress_chat_w BEFORE INSERT ON chatstore.message FOR EACH ROW
+  WHEN (regress_chat_own.evil(NEW.content)) EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger();
+RESET ROLE;
+ALTER EVENT TRIGGER chatstore_refuse_trigger ENABLE;
+SET ROLE regress_chat_blanket;
+BEGIN;
+SELECT chatstore.set_user('alice');
+SELECT seq FROM chatstore.append(:'alice_conv', 'user', 'through a WHEN clause');
 \echo :SQLSTATE
 ROLLBACK;
 RESET ROLE;
@@ -51,6 +82,14 @@ BEGIN;
 SELECT chatstore.set_user('alice');
 SELECT count(*) > 0 AS appended FROM chatstore.append(:'alice_conv', 'user', 'the trigger is gone');
 ROLLBACK;
+-- a superuser's trigger (its function a superuser's, no WHEN clause) is made and does not stop chatstore
+CREATE FUNCTION pg_temp.t() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE TRIGGER regress_chat_su BEFORE UPDATE ON chatstore.conversation_tag FOR EACH ROW EXECUTE FUNCTION pg_temp.t();
+BEGIN;
+SELECT chatstore.set_user('alice');
+SELECT count(*) > 0 AS appended FROM chatstore.append(:'alice_conv', 'user', 'next to a superuser''s trigger');
+ROLLBACK;
+DROP TRIGGER regress_chat_su ON chatstore.conversation_tag;
 REVOKE ALL ON ALL TABLES IN SCHEMA chatstore FROM regress_chat_blanket;
 
 -- how long an identity lasts under chatstore.user_id_scope = 'session' (privileges runs it under 'transaction')

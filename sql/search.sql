@@ -286,4 +286,12 @@ SELECT chatstore.set_search(true) AS changed;
 SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY c.relname) = :'search_indexes' AS same_indexes
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 WHERE c.relnamespace = 'chatstore'::regnamespace AND c.relname LIKE '%search\_idx';
+-- an interrupted CREATE INDEX CONCURRENTLY leaves an invalid index (made so here by hand): search is off, and
+-- set_search(true) builds it again
+UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'chatstore.message_search_idx'::regclass;
+SELECT chatstore.search('search_alice', 'dog');
+\echo :SQLSTATE
+SELECT chatstore.set_search(true) AS changed;
+SELECT indisvalid FROM pg_index WHERE indexrelid = 'chatstore.message_search_idx'::regclass;
+SELECT count(*) > 0 AS found FROM chatstore.search('search_alice', 'dog');
 SELECT chatstore.restore(:'a2') IS NOT NULL AS restored;

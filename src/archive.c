@@ -162,7 +162,7 @@ EnsurePartition(TimestampTz at)
 					name));
 	if (ChatstoreSearchOn())
 		ChatstoreRunDDL(psprintf(CHATSTORE_PARTITION_SEARCH_INDEX,
-								 quote_identifier(ChatstorePartitionSearchIndex(name)),
+								 quote_identifier(psprintf("%s_search_idx", name)),
 								 quote_identifier(name)));
 	ChatstoreRunDDL(psprintf("ALTER TABLE chatstore.%s ENABLE ROW LEVEL SECURITY", name));
 	ChatstoreRunDDL(psprintf(PARTITION_POLICY, name));

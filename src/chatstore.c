@@ -463,32 +463,37 @@ TriggersChanged(Datum arg, Oid relid)
 
 /*
  * Refuse to write while a table in schema chatstore has a trigger whose
- * function a non-superuser owns.  chatstore writes as the extension's owner,
- * a superuser, and a trigger runs as whoever fires it: such a trigger would
- * let its author act as a superuser.  A role gets there only through a grant
- * of TRIGGER on a chatstore table, which chatstore never makes but a blanket
- * GRANT ALL does.  Checked once per backend, and again after any relation
- * changes.  Requires SPI, connected as the owner.
+ * function a non-superuser owns, or which has a WHEN clause.  chatstore
+ * writes as the extension's owner, a superuser, and a trigger runs as
+ * whoever fires it, WHEN clause included: such a trigger would let its
+ * author act as a superuser (a WHEN clause can call a function of anyone's
+ * around a superuser's trigger function).  A role gets there only through a
+ * grant of TRIGGER on a chatstore table, which chatstore never makes but a
+ * blanket GRANT ALL does; the event trigger chatstore_refuse_trigger
+ * (privileges.c) refuses such triggers when they are made, and this check
+ * catches those made before it (chatstore 1.0.x) or with event triggers
+ * off.  The table's schema comes from the syscache, because Citus hides
+ * shards from queries of pg_class.  Checked once per backend, and again
+ * after any relation changes.  Requires SPI, connected as the owner.
  */
 void
 ChatstoreCheckTriggers(void)
 {
 	int			rc;
+	Oid			schema;
 
 	if (triggers_checked)
 		return;
 	triggers_checked = true;	/* an invalidation during the query clears it */
+	schema = get_namespace_oid("chatstore", false);
 	PG_TRY();
 	{
-		rc = SPI_execute("SELECT c.relname::pg_catalog.text, t.tgname::pg_catalog.text"
+		rc = SPI_execute("SELECT t.tgrelid, t.tgname::pg_catalog.text"
 						 " FROM pg_catalog.pg_trigger t"
-						 " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid"
-						 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
 						 " JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) t.tgfoid"
 						 " JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.proowner"
-						 " WHERE n.nspname OPERATOR(pg_catalog.=) 'chatstore'"
-						 "   AND NOT t.tgisinternal AND NOT r.rolsuper"
-						 " LIMIT 1", true, 1);
+						 " WHERE NOT t.tgisinternal AND (NOT r.rolsuper OR t.tgqual IS NOT NULL)",
+						 true, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "chatstore: trigger check failed: %s", SPI_result_code_string(rc));
 	}
@@ -498,16 +503,22 @@ ChatstoreCheckTriggers(void)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	if (SPI_processed > 0)
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		char	   *rel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		char	   *trigger = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *rel;
+		char	   *trigger;
 
+		if (get_rel_namespace(relid) != schema)
+			continue;
+		rel = get_rel_name(relid);
+		trigger = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		triggers_checked = false;
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("chatstore will not write while table chatstore.%s has trigger %s", rel, trigger),
-				 errdetail("chatstore writes as the extension's owner, a superuser, so this trigger, whose function a non-superuser owns, would run with a superuser's rights."),
+				 errdetail("chatstore writes as the extension's owner, a superuser, so this trigger, whose function a non-superuser owns or whose WHEN clause can call any function, would run with a superuser's rights."),
 				 errhint("Drop the trigger (DROP TRIGGER %s ON chatstore.%s), and grant application roles nothing but SELECT on chatstore's tables (chatstore.grant_app does).",
 						 quote_identifier(trigger), quote_identifier(rel))));
 	}

@@ -175,15 +175,15 @@ extern void ChatstoreRunDDL(const char *sql);
 
 /*
  * search.c: the search indexes (chatstore.sql makes the live one; a
- * partition's is made with CHATSTORE_PARTITION_SEARCH_INDEX, from the
- * quoted names of the index and the partition, while search is on)
+ * partition's, named after it with "_search_idx", is made with
+ * CHATSTORE_PARTITION_SEARCH_INDEX from the quoted names of the index and
+ * the partition, while search is on)
  */
 #define CHATSTORE_SEARCH_INDEX	"message_search_idx"
 #define CHATSTORE_PARTITION_SEARCH_INDEX \
 	"CREATE INDEX %s ON chatstore.%s" \
 	" USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = on)"
 extern bool ChatstoreSearchOn(void);
-extern char *ChatstorePartitionSearchIndex(const char *partition);
 
 /* worker.c */
 extern char *chatstore_purge_after;

@@ -38,7 +38,6 @@
 
 PG_FUNCTION_INFO_V1(chatstore_distribute);
 PG_FUNCTION_INFO_V1(chatstore_undistribute_on_drop);
-PG_FUNCTION_INFO_V1(chatstore_refuse_worker_trigger);
 
 /* The chat tables in the order distribute() distributes them: conversation first, the others colocated with it. */
 static const char *const distributed_tables[][2] = {
@@ -470,59 +469,5 @@ chatstore_undistribute_on_drop(PG_FUNCTION_ARGS)
 	AtEOXact_GUC(true, nestlevel);
 	SPI_finish();
 	distributed_lxid = InvalidLocalTransactionId;
-	PG_RETURN_VOID();
-}
-
-/*
- * The event trigger chatstore_refuse_worker_trigger (ddl_command_end of
- * CREATE TRIGGER): on a Citus worker, refuses a trigger on a table in schema
- * chatstore (a shard, or the worker's admin_role) whose function a
- * non-superuser owns.  chatstore's writes reach the shards as the
- * extension's owner, a superuser, so such a trigger would run with a
- * superuser's rights.  On one node and on the coordinator
- * ChatstoreCheckTriggers() refuses to write while one exists, but it does not
- * see the workers' triggers, which a role with TRIGGER on a chat table (a
- * blanket GRANT ALL gives it) could create by connecting to a worker: so
- * there they are refused when they are made.  Anywhere else it costs a look
- * at shared_preload_libraries (and, with Citus, at pg_dist_local_group).
- */
-Datum
-chatstore_refuse_worker_trigger(PG_FUNCTION_ARGS)
-{
-	Oid			schema;
-
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		elog(ERROR, "chatstore: not fired by an event trigger");
-	/* an extension's script (CREATE EXTENSION citus makes triggers before its catalogs are complete) */
-	if (creating_extension || !ChatstoreCitusWorker())
-		PG_RETURN_VOID();
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "chatstore: SPI_connect failed");
-	/* the relation's schema from the syscache: Citus hides a worker's shards from queries of pg_class */
-	if (SPI_execute("SELECT t.tgrelid, t.tgname::pg_catalog.text"
-					" FROM pg_catalog.pg_event_trigger_ddl_commands() d"
-					" JOIN pg_catalog.pg_trigger t ON t.oid OPERATOR(pg_catalog.=) d.objid"
-					" JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) t.tgfoid"
-					" JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.proowner"
-					" WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass"
-					"   AND NOT t.tgisinternal AND NOT r.rolsuper", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "chatstore: trigger lookup failed");
-	schema = get_namespace_oid("chatstore", true);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Oid			rel = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		char	   *trigger = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-
-		if (!OidIsValid(schema) || get_rel_namespace(rel) != schema)
-			continue;
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot create trigger %s on chatstore.%s on a Citus worker", trigger, get_rel_name(rel)),
-				 errdetail("chatstore's writes reach this worker's shards as the extension's owner, a superuser, so a trigger whose function a non-superuser owns would run with a superuser's rights."),
-				 errhint("Grant application roles nothing but SELECT on chatstore's tables (chatstore.grant_app does).")));
-	}
-	SPI_finish();
 	PG_RETURN_VOID();
 }

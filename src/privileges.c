@@ -23,6 +23,8 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_proc.h"
@@ -45,6 +47,7 @@ PG_FUNCTION_INFO_V1(chatstore_grant_admin);
 PG_FUNCTION_INFO_V1(chatstore_revoke);
 PG_FUNCTION_INFO_V1(chatstore_is_admin);
 PG_FUNCTION_INFO_V1(chatstore_set_user);
+PG_FUNCTION_INFO_V1(chatstore_refuse_trigger);
 
 /*
  * The functions an app role may execute, of every version.  Each is granted
@@ -457,4 +460,60 @@ chatstore_set_user(PG_FUNCTION_ARGS)
 								 superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_LOCAL, true, 0, false);
 	PG_RETURN_TEXT_P(user_id);
+}
+
+/*
+ * The event trigger chatstore_refuse_trigger (ddl_command_end of CREATE
+ * TRIGGER): refuses a trigger on a table in schema chatstore (a chat table,
+ * an archive partition, or a Citus shard of one) unless a superuser makes
+ * it.  chatstore writes as the extension's owner, a superuser, and a
+ * trigger runs as whoever fires it, WHEN clause included: a role with
+ * TRIGGER on a chat table (which chatstore never grants, but a blanket GRANT
+ * ALL does) could otherwise run code of its own with a superuser's rights,
+ * as a trigger function of its own or as a function its WHEN clause calls.
+ * It fires on every node, Citus workers and a coordinator holding shards
+ * included, where chatstore's writes reach the shards without
+ * ChatstoreCheckTriggers; the table's schema comes from the syscache,
+ * because Citus hides shards from queries of pg_class.  Nothing is checked
+ * in an extension's script (CREATE EXTENSION citus makes triggers before
+ * its catalogs are complete) or for a superuser.
+ */
+Datum
+chatstore_refuse_trigger(PG_FUNCTION_ARGS)
+{
+	Oid			schema;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "chatstore: not fired by an event trigger");
+	if (creating_extension || superuser())
+		PG_RETURN_VOID();
+	schema = get_namespace_oid("chatstore", true);
+	if (!OidIsValid(schema))
+		PG_RETURN_VOID();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "chatstore: SPI_connect failed");
+	/* not read-only: a snapshot of its own, which sees the new trigger's row */
+	if (SPI_execute("SELECT t.tgrelid, t.tgname::pg_catalog.text"
+					" FROM pg_catalog.pg_event_trigger_ddl_commands() d"
+					" JOIN pg_catalog.pg_trigger t ON t.oid OPERATOR(pg_catalog.=) d.objid"
+					" WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass"
+					"   AND NOT t.tgisinternal", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "chatstore: trigger lookup failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			rel = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *trigger = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+		if (get_rel_namespace(rel) != schema)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to create trigger %s on chatstore.%s", trigger, get_rel_name(rel)),
+				 errdetail("chatstore writes to its tables as the extension's owner, a superuser, so a trigger there would run with a superuser's rights: only a superuser may create one."),
+				 errhint("Grant application roles nothing but SELECT on chatstore's tables (chatstore.grant_app does).")));
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
 }

@@ -29,6 +29,7 @@
 #include <math.h>
 
 #include "catalog/namespace.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -46,6 +47,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -1129,11 +1131,13 @@ chatstore_search(PG_FUNCTION_ARGS)
 				 errmsg("after_rank, after_conversation_id and after_seq go together"),
 				 errdetail("Pass all three, from the last row of the previous page, or none for the first page.")));
 	ParseSearchQuery(PG_GETARG_TEXT_PP(1), &sq);
+	/* the table's lock first (its query would take it anyway): a set_search() under way ends before the check */
+	LockRelationOid(get_relname_relid("message", get_namespace_oid("chatstore", false)), AccessShareLock);
 	if (!ChatstoreSearchOn())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("chatstore search is turned off"),
-				 errdetail("chatstore.message has no search index (" CHATSTORE_SEARCH_INDEX "), so a search would read every message."),
+				 errdetail("chatstore.message has no valid search index (" CHATSTORE_SEARCH_INDEX "), so a search would read every message."),
 				 errhint("A superuser turns search on with SELECT chatstore.set_search(true).")));
 
 	ChatstoreInitSRF(fcinfo);
@@ -1191,48 +1195,66 @@ chatstore_search(PG_FUNCTION_ARGS)
 }
 
 /*
- * Whether search is on: whether chatstore.message has its search index.
- * Nothing else records it, so it cannot disagree with the tables (an index
- * dropped by hand turns search off as set_search(false) does).
+ * The live search index: its oid, or InvalidOid when schema chatstore has
+ * no relation of that name; *valid says whether it is a usable index of
+ * chatstore.message (an interrupted CREATE INDEX CONCURRENTLY leaves an
+ * invalid one, which no query reads but every append still writes).
+ */
+static Oid
+LiveSearchIndex(bool *valid)
+{
+	Oid			nsp = get_namespace_oid("chatstore", false);
+	Oid			index = get_relname_relid(CHATSTORE_SEARCH_INDEX, nsp);
+	HeapTuple	tup;
+
+	*valid = false;
+	if (!OidIsValid(index))
+		return InvalidOid;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_index form = (Form_pg_index) GETSTRUCT(tup);
+
+		*valid = form->indisvalid && form->indrelid == get_relname_relid("message", nsp);
+		ReleaseSysCache(tup);
+	}
+	return index;
+}
+
+/*
+ * Whether search is on: whether chatstore.message has its search index, and
+ * it is valid.  Nothing else records it, so it cannot disagree with the
+ * tables (an index dropped by hand turns search off as set_search(false)
+ * does).
  */
 bool
 ChatstoreSearchOn(void)
 {
-	return OidIsValid(get_relname_relid(CHATSTORE_SEARCH_INDEX,
-										get_namespace_oid("chatstore", false)));
-}
+	bool		valid;
 
-/*
- * The name of an archive partition's search index: the partition's name and
- * "_search_idx", clipped to an identifier's length as PostgreSQL would clip
- * it (so that it is found again under the name it was made with).
- */
-char *
-ChatstorePartitionSearchIndex(const char *partition)
-{
-	char	   *name = psprintf("%s_search_idx", partition);
-	int			len = strlen(name);
-
-	if (len >= NAMEDATALEN)
-		name[pg_mbcliplen(name, len, NAMEDATALEN - 1)] = '\0';
-	return name;
+	return OidIsValid(LiveSearchIndex(&valid)) && valid;
 }
 
 /*
  * chatstore.set_search(enabled boolean) RETURNS boolean
  *
  * Turn search on or off.  Off drops the search index of chatstore.message
- * and of every archive partition in schema chatstore: appends then write no
- * search entries (the one index of the append path that only search uses:
- * most of an append's WAL and about 40% of its CPU time), and search()
+ * and of every archive partition chatstore made (archived_message_YYYYMM):
+ * appends then write no search entries (the one index of the append path
+ * that only search uses: more than half of an append's WAL), and search()
  * refuses with 55000.  On builds them again (appends wait while the live
- * table's is built), and partitions made later get theirs.  Returns false
- * when nothing had to change.  It holds the archive's SHARE UPDATE
- * EXCLUSIVE lock, as a partition's maker does (src/archive.c), so that no
- * partition is made meanwhile with the other setting.  Superusers only: it
- * is DDL on the extension's tables.  On Citus, the coordinator's DDL
- * reaches every shard; a worker refuses it (its tables are the
- * coordinator's).
+ * table's is built; an invalid one, left by an interrupted CREATE INDEX
+ * CONCURRENTLY, is built again), and partitions made later get theirs.
+ * Returns false when nothing had to change.
+ *
+ * It holds the archive's SHARE UPDATE EXCLUSIVE lock, as a partition's maker
+ * does (src/archive.c), and lists the partitions after it has it, with a
+ * snapshot of its own: no partition is made meanwhile with the other
+ * setting, and one made while it waited is seen.  The partitions come first
+ * and the live table last, so appends wait (on its lock, held until the
+ * transaction ends) only from the last step.  Superusers only: it is DDL on
+ * the extension's tables.  On Citus, the coordinator's DDL reaches every
+ * shard; a worker refuses it (its tables are the coordinator's).
  */
 Datum
 chatstore_set_search(PG_FUNCTION_ARGS)
@@ -1240,8 +1262,10 @@ chatstore_set_search(PG_FUNCTION_ARGS)
 	ChatstoreCall call;
 	bool		enabled;
 	bool		changed = false;
+	bool		valid;
 	Oid			nsp;
 	Oid			archive;
+	Oid			live;
 	List	   *partitions = NIL;
 	ListCell   *lc;
 	Oid			argtypes[2] = {OIDOID, OIDOID};
@@ -1266,23 +1290,17 @@ chatstore_set_search(PG_FUNCTION_ARGS)
 	if (!OidIsValid(archive))
 		elog(ERROR, "chatstore: table chatstore.archived_message is missing");
 	LockRelationOid(archive, ShareUpdateExclusiveLock);
-	AcceptInvalidationMessages();	/* see a partition another session just made */
 
-	if (enabled != ChatstoreSearchOn())
-	{
-		ChatstoreRunDDL(enabled ? LIVE_SEARCH_INDEX : "DROP INDEX chatstore." CHATSTORE_SEARCH_INDEX);
-		changed = true;
-	}
-
-	/* the partitions' names first: the DDL below replaces SPI's result */
+	/* the partitions chatstore makes, seen now that no other can be made; names first: DDL replaces SPI's result */
 	args[0] = ObjectIdGetDatum(archive);
 	args[1] = ObjectIdGetDatum(nsp);
 	if (SPI_execute_with_args("SELECT c.relname::pg_catalog.text FROM pg_catalog.pg_inherits i"
 							  " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid"
 							  " WHERE i.inhparent OPERATOR(pg_catalog.=) $1"
 							  "   AND c.relnamespace OPERATOR(pg_catalog.=) $2"
+							  "   AND c.relname OPERATOR(pg_catalog.~) '^archived_message_[0-9]{6}$'"
 							  " ORDER BY 1",
-							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "chatstore: listing the archive partitions failed");
 	for (uint64 r = 0; r < SPI_processed; r++)
 		partitions = lappend(partitions, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
@@ -1290,7 +1308,7 @@ chatstore_set_search(PG_FUNCTION_ARGS)
 	foreach(lc, partitions)
 	{
 		char	   *partition = (char *) lfirst(lc);
-		char	   *index = ChatstorePartitionSearchIndex(partition);
+		char	   *index = psprintf("%s_search_idx", partition);
 
 		if (enabled == OidIsValid(get_relname_relid(index, nsp)))
 			continue;
@@ -1299,6 +1317,19 @@ chatstore_set_search(PG_FUNCTION_ARGS)
 									 quote_identifier(index), quote_identifier(partition)));
 		else
 			ChatstoreRunDDL(psprintf("DROP INDEX chatstore.%s", quote_identifier(index)));
+		changed = true;
+	}
+
+	/* the live table last */
+	live = LiveSearchIndex(&valid);
+	if (OidIsValid(live) && (!enabled || !valid))
+	{
+		ChatstoreRunDDL("DROP INDEX chatstore." CHATSTORE_SEARCH_INDEX);
+		changed = true;
+	}
+	if (enabled && !valid)
+	{
+		ChatstoreRunDDL(LIVE_SEARCH_INDEX);
 		changed = true;
 	}
 	ChatstoreFinish(&call);

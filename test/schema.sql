@@ -57,7 +57,7 @@ SELECT functions_are('chatstore', ARRAY[
   'conversation_id', 'get_or_create_conversation', 'append_by_key', 'usage', 'daily_volume', 'storage',
   'search', 'search_query', 'search_vector', 'search_rank', 'set_search',
   'export_conversation', 'import_conversation', 'transcript', 'rewind', 'list_all_conversations',
-  'distribute', 'undistribute_on_drop', 'refuse_worker_trigger', 'import_langchain', 'import_sessions']);
+  'distribute', 'undistribute_on_drop', 'refuse_trigger', 'import_langchain', 'import_sessions']);
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'chatstore' AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')),
           NULL, 'every API function is written in C');

@@ -546,27 +546,28 @@ CREATE EVENT TRIGGER chatstore_undistribute_on_drop ON ddl_command_start
 COMMENT ON EVENT TRIGGER chatstore_undistribute_on_drop IS
     'removes chatstore''s shards from the Citus workers before DROP EXTENSION chatstore';
 
-CREATE FUNCTION chatstore.refuse_worker_trigger()
+CREATE FUNCTION chatstore.refuse_trigger()
 RETURNS event_trigger
-AS 'MODULE_PATHNAME', 'chatstore_refuse_worker_trigger'
+AS 'MODULE_PATHNAME', 'chatstore_refuse_trigger'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION chatstore.refuse_worker_trigger() IS
-    'event trigger of CREATE TRIGGER: on a Citus worker, refuses a trigger on a chatstore table whose function a non-superuser owns';
+COMMENT ON FUNCTION chatstore.refuse_trigger() IS
+    'event trigger of CREATE TRIGGER: refuses a trigger on a chatstore table (a Citus shard of one included) unless a superuser makes it';
 
--- On a Citus worker, chatstore's writes reach the shards as the extension's owner, a superuser, and the
--- coordinator's check before each write does not see the workers' triggers: a trigger there whose function a
--- non-superuser owns (a role with TRIGGER on a chat table could connect to the worker and make one) is refused when
--- it is made. Elsewhere it costs a look at shared_preload_libraries.
-CREATE EVENT TRIGGER chatstore_refuse_worker_trigger ON ddl_command_end
+-- chatstore writes to its tables as the extension's owner, a superuser, and a trigger runs as whoever fires it (its
+-- WHEN clause too): a trigger there that a non-superuser makes (a role with TRIGGER on a chat table, which a blanket
+-- GRANT ALL gives) is refused when it is made, on every node, Citus workers' shards included, where chatstore's
+-- check before each write (which also refuses older such triggers) does not reach. It costs nothing but at CREATE
+-- TRIGGER.
+CREATE EVENT TRIGGER chatstore_refuse_trigger ON ddl_command_end
     WHEN TAG IN ('CREATE TRIGGER')
-    EXECUTE FUNCTION chatstore.refuse_worker_trigger();
+    EXECUTE FUNCTION chatstore.refuse_trigger();
 
-COMMENT ON EVENT TRIGGER chatstore_refuse_worker_trigger IS
-    'refuses, on a Citus worker, a trigger on a chatstore table whose function a non-superuser owns';
+COMMENT ON EVENT TRIGGER chatstore_refuse_trigger IS
+    'refuses a trigger on a chatstore table (a Citus shard of one included) unless a superuser makes it';
 
 REVOKE ALL ON FUNCTION chatstore.distribute(integer), chatstore.undistribute_on_drop(),
-    chatstore.refuse_worker_trigger() FROM PUBLIC;
+    chatstore.refuse_trigger() FROM PUBLIC;
 
 -- On a Citus worker (Citus creates chatstore there when the coordinator distributes it), the shards' row-level
 -- security policies call is_admin(), and an application role's own queries over the chat tables may call the pure
