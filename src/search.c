@@ -1241,7 +1241,7 @@ ChatstoreSearchOn(void)
  * Turn search on or off.  Off drops the search index of chatstore.message
  * and of every archive partition chatstore made (archived_message_YYYYMM):
  * appends then write no search entries (the one index of the append path
- * that only search uses: more than half of an append's WAL), and search()
+ * that only search uses: about half of an append's WAL), and search()
  * refuses with 55000.  On builds them again (appends wait while the live
  * table's is built; an invalid one, left by an interrupted CREATE INDEX
  * CONCURRENTLY, is built again), and partitions made later get theirs.
