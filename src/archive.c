@@ -162,7 +162,7 @@ EnsurePartition(TimestampTz at)
 					name));
 	if (ChatstoreSearchOn())
 		ChatstoreRunDDL(psprintf(CHATSTORE_PARTITION_SEARCH_INDEX,
-								 quote_identifier(psprintf("%s_search_idx", name)),
+								 quote_identifier(psprintf("%s" CHATSTORE_PARTITION_SEARCH_SUFFIX, name)),
 								 quote_identifier(name)));
 	ChatstoreRunDDL(psprintf("ALTER TABLE chatstore.%s ENABLE ROW LEVEL SECURITY", name));
 	ChatstoreRunDDL(psprintf(PARTITION_POLICY, name));
@@ -219,7 +219,8 @@ CleanSearchPending(TimestampTz at)
 
 	if (timestamp2tm(at, NULL, &tm, &fsec, NULL, NULL) != 0)
 		return;
-	snprintf(name, sizeof(name), "chatstore." PARTITION_PREFIX "%04d%02d_search_idx", tm.tm_year, tm.tm_mon);
+	snprintf(name, sizeof(name), "chatstore." PARTITION_PREFIX "%04d%02d" CHATSTORE_PARTITION_SEARCH_SUFFIX,
+			 tm.tm_year, tm.tm_mon);
 	args[0] = CStringGetTextDatum(name);
 	/* only an index chatstore may clean (its owner's): one restored under another owner is left to VACUUM */
 	if (SPI_execute_plan(ChatstorePlan(&plan,

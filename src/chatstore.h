@@ -175,11 +175,12 @@ extern void ChatstoreRunDDL(const char *sql);
 
 /*
  * search.c: the search indexes (chatstore.sql makes the live one; a
- * partition's, named after it with "_search_idx", is made with
- * CHATSTORE_PARTITION_SEARCH_INDEX from the quoted names of the index and
- * the partition, while search is on)
+ * partition's, named after it with CHATSTORE_PARTITION_SEARCH_SUFFIX, is made
+ * with CHATSTORE_PARTITION_SEARCH_INDEX from the quoted names of the index
+ * and the partition, while search is on)
  */
 #define CHATSTORE_SEARCH_INDEX	"message_search_idx"
+#define CHATSTORE_PARTITION_SEARCH_SUFFIX	"_search_idx"
 #define CHATSTORE_PARTITION_SEARCH_INDEX \
 	"CREATE INDEX %s ON chatstore.%s" \
 	" USING gin (chatstore.search_vector(user_id, content)) WITH (fastupdate = on)"

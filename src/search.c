@@ -44,7 +44,6 @@
 #include "tsearch/ts_utils.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -1308,7 +1307,7 @@ chatstore_set_search(PG_FUNCTION_ARGS)
 	foreach(lc, partitions)
 	{
 		char	   *partition = (char *) lfirst(lc);
-		char	   *index = psprintf("%s_search_idx", partition);
+		char	   *index = psprintf("%s" CHATSTORE_PARTITION_SEARCH_SUFFIX, partition);
 
 		if (enabled == OidIsValid(get_relname_relid(index, nsp)))
 			continue;
